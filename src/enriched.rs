@@ -1,0 +1,277 @@
+//! The output contracts: `articles.enriched` and `entity-stances` records.
+//!
+//! Both are versioned with [`SCHEMA_VERSION`] and carry a deterministic `event_id`, derived from the article's
+//! id and content and the pipeline version, so that a replay after a crash (at-least-once delivery) produces
+//! byte-identical records that consumers and compacted topics can drop. Nothing here depends on Kafka: the
+//! offline `process` command prints the same [`EnrichedArticle`] the service produces.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::article::{Article, RejectReason, Rejection};
+use crate::nlp::{Analysis, Document, Entity, EntityType, Pipeline, StanceLabel};
+
+/// Bumped on any incompatible change to the records below.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One enriched article, keyed by article id on `articles.enriched`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrichedArticle {
+    pub schema_version: u32,
+    pub event_id: String,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<String>,
+    /// The detected language (ISO 639-1), falling back to the declared one when detection is unsure.
+    pub language: String,
+    pub language_confidence: f64,
+    /// The producer's declared language, when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_language: Option<String>,
+    pub entities: Vec<Entity>,
+    /// Notes on how far to trust this record, e.g. `unsupported_language`, `invalid_published_at`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// The input's other fields, untouched.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+    pub pipeline_version: String,
+}
+
+/// One (article, entity) stance, keyed by `entity_id` on `entity-stances` so that downstream aggregation
+/// partitions by entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityStanceRecord {
+    pub schema_version: u32,
+    pub event_id: String,
+    pub article_id: String,
+    pub entity_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub entity_type: EntityType,
+    pub label: StanceLabel,
+    pub score: f64,
+    pub salience: f64,
+    pub mentions: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<String>,
+}
+
+impl EnrichedArticle {
+    /// Combines the input article with what the pipeline found in it.
+    pub fn new(article: Article, analysis: Analysis) -> Self {
+        let event_id = article_event_id(&article);
+        let mut warnings = analysis.warnings;
+        if article.published_at.is_some() && article.published_at_parsed().is_none() {
+            warnings.push("invalid_published_at".to_string());
+        }
+        EnrichedArticle {
+            schema_version: SCHEMA_VERSION,
+            event_id,
+            id: article.id,
+            title: article.title,
+            url: article.url,
+            source: article.source,
+            published_at: article.published_at,
+            language: analysis.language.code,
+            language_confidence: analysis.language.confidence,
+            declared_language: article.language,
+            entities: analysis.entities,
+            warnings,
+            extra: article.extra,
+            pipeline_version: Pipeline::VERSION.to_string(),
+        }
+    }
+
+    /// The `entity-stances` records of this article, one per entity, in entity order.
+    pub fn entity_stances(&self) -> Vec<EntityStanceRecord> {
+        self.entities
+            .iter()
+            .map(|e| EntityStanceRecord {
+                schema_version: SCHEMA_VERSION,
+                event_id: short_hash(&[self.event_id.as_bytes(), e.entity_id.as_bytes()]),
+                article_id: self.id.clone(),
+                entity_id: e.entity_id.clone(),
+                name: e.name.clone(),
+                entity_type: e.entity_type,
+                label: e.stance.label,
+                score: e.stance.score,
+                salience: e.salience,
+                mentions: e.mentions.len(),
+                source: self.source.clone(),
+                published_at: self.published_at.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Anything that turns a document into an analysis. The service and the offline commands use
+/// [`Pipeline`]; tests substitute their own to exercise failure paths such as a panicking model.
+pub trait Analyze: Send + Sync {
+    fn analyze(&self, doc: &Document<'_>) -> Analysis;
+}
+
+impl Analyze for Pipeline {
+    fn analyze(&self, doc: &Document<'_>) -> Analysis {
+        Pipeline::analyze(self, doc)
+    }
+}
+
+impl<F: Fn(&Document<'_>) -> Analysis + Send + Sync> Analyze for F {
+    fn analyze(&self, doc: &Document<'_>) -> Analysis {
+        self(doc)
+    }
+}
+
+/// Runs the analysis of one article, turning a panic inside it into a [`RejectReason::NlpPanic`] rejection so
+/// that one pathological article cannot take the service down.
+pub fn enrich(analyzer: &dyn Analyze, article: Article) -> Result<EnrichedArticle, Rejection> {
+    let analysis = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        analyzer.analyze(&Document {
+            title: article.title.as_deref(),
+            body: &article.body,
+            declared_language: article.language.as_deref(),
+        })
+    }))
+    .map_err(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic payload".to_string());
+        Rejection::new(
+            RejectReason::NlpPanic,
+            format!("the NLP pipeline panicked: {what}"),
+        )
+    })?;
+    Ok(EnrichedArticle::new(article, analysis))
+}
+
+/// Same article content and same pipeline → same id, whatever partition or offset it arrived at.
+fn article_event_id(a: &Article) -> String {
+    let none = b"\x00".as_slice();
+    short_hash(&[
+        Pipeline::VERSION.as_bytes(),
+        a.id.as_bytes(),
+        a.title.as_deref().map_or(none, str::as_bytes),
+        a.body.as_bytes(),
+        a.language.as_deref().map_or(none, str::as_bytes),
+    ])
+}
+
+/// 128 bits of SHA-256 over length-prefixed parts, hex: collision-free in practice and stable across releases
+/// (unlike `std`'s hasher).
+fn short_hash(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::article::Limits;
+
+    fn enrich(json: &str) -> EnrichedArticle {
+        let article = Article::parse(json.as_bytes(), Limits::default()).unwrap();
+        super::enrich(&Pipeline::new(), article).unwrap()
+    }
+
+    #[test]
+    fn a_panicking_analyzer_becomes_a_rejection() {
+        let article = Article::parse(SAMPLE.as_bytes(), Limits::default()).unwrap();
+        let boom = |_: &Document<'_>| -> Analysis { panic!("model exploded") };
+        let err = super::enrich(&boom, article).unwrap_err();
+        assert_eq!(err.reason, RejectReason::NlpPanic);
+        assert!(err.message.contains("model exploded"), "{}", err.message);
+    }
+
+    const SAMPLE: &str = r#"{"id":"t-1","title":"Summit in Paris","body":"President Emmanuel Macron welcomed Chancellor Friedrich Merz to Paris on Monday. Macron praised the agreement, but critics in Germany condemned it.","source":"Test Wire","published_at":"2026-04-02T08:00:00+02:00","language":"en","desk":"europe"}"#;
+
+    #[test]
+    fn enriched_round_trips_through_json() {
+        let e = enrich(SAMPLE);
+        let json = serde_json::to_string(&e).unwrap();
+        let back: EnrichedArticle = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
+        let v: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["schema_version"], SCHEMA_VERSION);
+        assert_eq!(v["extra"]["desk"], "europe");
+        assert!(v["entities"].as_array().is_some_and(|a| !a.is_empty()));
+        for ent in v["entities"].as_array().unwrap() {
+            assert!(["PERSON", "ORG", "LOCATION", "GROUP", "MISC"]
+                .contains(&ent["type"].as_str().unwrap()));
+            assert!(
+                ["favor", "against", "neutral"].contains(&ent["stance"]["label"].as_str().unwrap())
+            );
+            let score = ent["stance"]["score"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&score));
+        }
+    }
+
+    #[test]
+    fn mention_offsets_are_code_points_into_the_field() {
+        let e = enrich(SAMPLE);
+        let article = Article::parse(SAMPLE.as_bytes(), Limits::default()).unwrap();
+        for m in e.entities.iter().flat_map(|e| &e.mentions) {
+            let field = match m.field {
+                crate::nlp::Field::Body => &article.body,
+                crate::nlp::Field::Title => article.title.as_ref().unwrap(),
+            };
+            let slice: String = field.chars().skip(m.start).take(m.end - m.start).collect();
+            assert_eq!(slice, m.text);
+        }
+    }
+
+    #[test]
+    fn entity_stance_records_round_trip_and_match_entities() {
+        let e = enrich(SAMPLE);
+        let records = e.entity_stances();
+        assert_eq!(records.len(), e.entities.len());
+        for (r, ent) in records.iter().zip(&e.entities) {
+            assert_eq!(r.entity_id, ent.entity_id);
+            assert_eq!(r.article_id, "t-1");
+            assert_eq!(r.published_at.as_deref(), Some("2026-04-02T08:00:00+02:00"));
+            let back: EntityStanceRecord =
+                serde_json::from_str(&serde_json::to_string(r).unwrap()).unwrap();
+            assert_eq!(&back, r);
+        }
+    }
+
+    #[test]
+    fn event_ids_are_deterministic_and_content_sensitive() {
+        let a = enrich(SAMPLE);
+        let b = enrich(SAMPLE);
+        assert_eq!(a.event_id, b.event_id);
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
+        let changed = enrich(&SAMPLE.replace("Monday", "Tuesday"));
+        assert_ne!(a.event_id, changed.event_id);
+        let ids: std::collections::HashSet<_> =
+            a.entity_stances().into_iter().map(|r| r.event_id).collect();
+        assert_eq!(ids.len(), a.entities.len());
+    }
+
+    #[test]
+    fn invalid_published_at_is_flagged_not_rejected() {
+        let e = enrich(&SAMPLE.replace("2026-04-02T08:00:00+02:00", "yesterday"));
+        assert!(e.warnings.contains(&"invalid_published_at".to_string()));
+    }
+}

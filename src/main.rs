@@ -1,0 +1,458 @@
+//! The `stancewatch` command line: the service (`run`), the offline mode (`process`) and a self-contained demo
+//! against librdkafka's in-process mock cluster (`demo`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use stancewatch::article::{Article, Limits};
+use stancewatch::config::{Config, LogFormat};
+use stancewatch::enriched::{enrich, EnrichedArticle, EntityStanceRecord};
+use stancewatch::nlp::Pipeline;
+use stancewatch::stream::mock::{publish_all, MockKafka, Publish};
+use stancewatch::stream::records::HEADER_ERROR_CLASS;
+use stancewatch::stream::{RunningService, Service};
+use tracing::{error, info, warn};
+
+/// The articles the demo publishes, written for this project.
+const EXAMPLE_ARTICLES: &str = include_str!("../examples/articles.jsonl");
+
+#[derive(Parser)]
+#[command(
+    name = "stancewatch",
+    version,
+    about = "Entities and stances of news articles, from Kafka to Kafka"
+)]
+struct Cli {
+    /// Log format on stderr (overrides log.format in the configuration).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: consume articles, produce enriched events, serve /metrics.
+    Run {
+        /// A TOML file overriding config/default.toml; STANCEWATCH__SECTION__KEY variables override both.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Enrich articles offline: JSONL (or one JSON object) from FILE or stdin, enriched JSONL on stdout.
+    Process {
+        /// Input file; `-` or nothing reads stdin.
+        input: Option<PathBuf>,
+        /// Largest accepted body, in bytes.
+        #[arg(long, default_value_t = 1 << 20)]
+        max_article_bytes: usize,
+    },
+    /// Start an in-process mock Kafka cluster, publish the example articles, run the service against it and
+    /// print the events it emits.
+    Demo {
+        /// Keep the cluster and the service running after the summary, until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+        /// Address for /metrics, /healthz and /readyz.
+        #[arg(long, default_value = "127.0.0.1:9898")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run(config.as_deref(), cli.log_format),
+        Command::Process {
+            input,
+            max_article_bytes,
+        } => {
+            init_logging(cli.log_format.unwrap_or(LogFormat::Human), "warn");
+            process(
+                input.as_deref(),
+                Limits {
+                    max_body_bytes: max_article_bytes,
+                },
+            )
+        }
+        Command::Demo { serve, listen } => {
+            init_logging(
+                cli.log_format.unwrap_or(LogFormat::Human),
+                "warn,stancewatch=warn",
+            );
+            demo(serve, listen)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn run(config_file: Option<&Path>, log_format: Option<LogFormat>) -> Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    init_logging(log_format.unwrap_or(config.log.format), &config.log.level);
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        pipeline = Pipeline::VERSION,
+        "starting stancewatch"
+    );
+    runtime()?.block_on(async {
+        let service = Service::new(config).start().await?;
+        let summary = stop_on_signal(service).await?;
+        info!(
+            consumed = summary.consumed,
+            enriched = summary.enriched,
+            dead_lettered = summary.dead_lettered,
+            uncommitted = summary.uncommitted_at_exit,
+            "stancewatch stopped"
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGTERM or SIGINT starts a graceful shutdown; a second one stops at once.
+async fn stop_on_signal(service: RunningService) -> Result<stancewatch::stream::RunSummary> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let service = Arc::new(tokio::sync::Mutex::new(Some(service)));
+    let finished = {
+        let s = service.clone();
+        async move {
+            loop {
+                if s.lock().await.as_ref().is_none_or(|s| s.is_finished()) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: draining in-flight articles, then exiting"),
+        _ = int.recv() => info!("SIGINT: draining in-flight articles, then exiting (again to stop at once)"),
+        _ = finished => {}
+    }
+    let running = service.lock().await.take().expect("taken once");
+    running.shutdown();
+    let wait = running.wait();
+    tokio::pin!(wait);
+    tokio::select! {
+        r = &mut wait => Ok(r?),
+        _ = async { tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} } } => {
+            warn!("second signal: exiting without waiting for in-flight work (it will be redelivered)");
+            std::process::exit(130);
+        }
+    }
+}
+
+/// Offline mode: one output line per input line, in order; bad lines are reported and skipped.
+fn process(input: Option<&Path>, limits: Limits) -> Result<ExitCode> {
+    let reader: Box<dyn Read> = match input {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) if p == Path::new("-") => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(std::fs::File::open(p).with_context(|| {
+            format!(
+                "cannot open {}; give a JSONL file or `-` for stdin",
+                p.display()
+            )
+        })?),
+    };
+    let mut text = String::new();
+    BufReader::new(reader)
+        .read_to_string(&mut text)
+        .context("reading the input (it must be UTF-8 JSON)")?;
+    let pipeline = Pipeline::new();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = 0usize;
+    let mut ok = 0usize;
+
+    // One JSON object spread over several lines (a pretty-printed article) is accepted as a whole.
+    let single = text.trim_start().starts_with('{') && text.trim().lines().nth(1).is_some();
+    let whole: Option<serde_json::Value> = if single {
+        serde_json::from_str(&text).ok()
+    } else {
+        None
+    };
+    let items: Vec<(usize, Result<serde_json::Value, String>)> = match whole {
+        Some(v) => vec![(1, Ok(v))],
+        None => text
+            .as_bytes()
+            .lines()
+            .enumerate()
+            .filter_map(|(i, line)| {
+                let line = line.ok()?;
+                (!line.trim().is_empty()).then(|| {
+                    (
+                        i + 1,
+                        serde_json::from_str(&line).map_err(|e| format!("invalid_json: {e}")),
+                    )
+                })
+            })
+            .collect(),
+    };
+    for (line_no, value) in items {
+        let result = value.and_then(|v| {
+            let article = Article::from_value(v, limits).map_err(|e| e.to_string())?;
+            enrich(&pipeline, article).map_err(|e| e.to_string())
+        });
+        match result {
+            Ok(enriched) => {
+                serde_json::to_writer(&mut out, &enriched)?;
+                out.write_all(b"\n")?;
+                ok += 1;
+            }
+            Err(reason) => {
+                eprintln!("line {line_no}: {reason}");
+                failed += 1;
+            }
+        }
+    }
+    out.flush()?;
+    if failed > 0 {
+        eprintln!("{ok} article(s) enriched, {failed} line(s) failed");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+const DEMO_TOPICS: [(&str, i32); 4] = [
+    ("articles", 8),
+    ("articles.enriched", 8),
+    ("entity-stances", 8),
+    ("articles.dlq", 1),
+];
+
+fn demo(serve: bool, listen: std::net::SocketAddr) -> Result<ExitCode> {
+    let kafka = MockKafka::start(1).context("starting librdkafka's mock cluster")?;
+    for (topic, partitions) in DEMO_TOPICS {
+        kafka
+            .create_topic(topic, partitions)
+            .with_context(|| format!("creating topic {topic}"))?;
+    }
+    let bootstrap = kafka.bootstrap_servers().to_string();
+    println!("mock Kafka cluster at {bootstrap}; topics: articles, articles.enriched, entity-stances, articles.dlq");
+
+    let mut articles = Vec::new();
+    for (i, line) in EXAMPLE_ARTICLES
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+    {
+        let id = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("line-{i}"));
+        articles.push(Publish {
+            key: Some(id.into_bytes()),
+            payload: line.as_bytes().to_vec(),
+            headers: vec![(
+                "traceparent".into(),
+                format!("00-{:032x}-{:016x}-01", i + 1, i + 1).into_bytes(),
+            )],
+        });
+    }
+    // Two broken inputs, to show that bad input is dead-lettered rather than dropped or fatal.
+    articles.push(Publish {
+        key: Some(b"broken-1".to_vec()),
+        payload: b"{\"id\": \"broken-1\", \"body\": ".to_vec(),
+        headers: vec![],
+    });
+    articles.push(Publish {
+        key: Some(b"broken-2".to_vec()),
+        payload: br#"{"id": "broken-2", "title": "No body"}"#.to_vec(),
+        headers: vec![],
+    });
+    let expected = articles.len();
+
+    let mut config = Config::defaults();
+    config.kafka.brokers = bootstrap.clone();
+    config.kafka.group_id = "stancewatch-demo".into();
+    config.kafka.statistics_interval_ms = 1000;
+    config.http.listen = listen;
+
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let service = match Service::new(config.clone()).start().await {
+            Ok(s) => s,
+            Err(e @ stancewatch::stream::StreamError::Http { .. }) => {
+                bail!("{e}; or run the demo with --listen 127.0.0.1:0")
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let metrics_url = format!("http://{}/metrics", service.http_addr);
+        println!("service started; metrics at {metrics_url}");
+
+        let started = Instant::now();
+        publish_all(&bootstrap, "articles", &articles).await.context("publishing the example articles")?;
+        println!("published {expected} articles ({} examples + 2 deliberately broken)\n", expected - 2);
+
+        let stop_watch = Arc::new(AtomicBool::new(false));
+        let counts = {
+            let (bootstrap, stop) = (bootstrap.clone(), stop_watch.clone());
+            tokio::task::spawn_blocking(move || watch_outputs(&bootstrap, expected, serve, &stop))
+        };
+        let counts = if serve {
+            println!("serving until Ctrl-C; publish more with kcat -b {bootstrap} -t articles -P\n");
+            tokio::signal::ctrl_c().await.ok();
+            stop_watch.store(true, Ordering::SeqCst);
+            counts.await??
+        } else {
+            counts.await??
+        };
+        let elapsed = started.elapsed();
+        service.shutdown();
+        let summary = service.wait().await?;
+
+        println!("\n── summary ──────────────────────────────────────────────");
+        println!("articles published     {expected}");
+        println!("enriched               {}", counts.enriched);
+        println!("entity-stance records  {}", counts.stances);
+        println!("dead-lettered          {} ({})", counts.dlq, counts.dlq_reasons.join(", "));
+        println!("consumed by service    {} (all offsets committed: {})", summary.consumed, summary.uncommitted_at_exit == 0);
+        println!(
+            "elapsed                {:.2} s from first publish to last output, {:.1} articles/s (includes the consumer group join)",
+            elapsed.as_secs_f64(),
+            (counts.enriched + counts.dlq) as f64 / elapsed.as_secs_f64()
+        );
+        println!("metrics were served at {metrics_url}");
+        if counts.enriched + counts.dlq < expected {
+            bail!("only {} of {expected} articles came out before the deadline", counts.enriched + counts.dlq);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Debug, Default)]
+struct OutputCounts {
+    enriched: usize,
+    stances: usize,
+    dlq: usize,
+    dlq_reasons: Vec<String>,
+}
+
+/// Reads the output topics from the beginning and prints each event as it arrives, until `expected` inputs are
+/// accounted for (or, with `serve`, until stopped).
+fn watch_outputs(
+    bootstrap: &str,
+    expected: usize,
+    serve: bool,
+    stop: &AtomicBool,
+) -> Result<OutputCounts> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "stancewatch-demo-watcher")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partitions) in &DEMO_TOPICS[1..] {
+        for p in 0..*partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&tpl)?;
+    let mut counts = OutputCounts::default();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while (serve || counts.enriched + counts.dlq < expected) && !stop.load(Ordering::SeqCst) {
+        if !serve && Instant::now() > deadline {
+            error!("timed out waiting for outputs");
+            break;
+        }
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let msg = msg?;
+        let payload = msg.payload().unwrap_or_default();
+        match msg.topic() {
+            "articles.enriched" => {
+                let e: EnrichedArticle = serde_json::from_slice(payload)?;
+                counts.enriched += 1;
+                let title: String = e.title.as_deref().unwrap_or("").chars().take(60).collect();
+                println!(
+                    "enriched  {}  [{}] \"{}\"  {} entities",
+                    e.id,
+                    e.language,
+                    title,
+                    e.entities.len()
+                );
+            }
+            "entity-stances" => {
+                let s: EntityStanceRecord = serde_json::from_slice(payload)?;
+                counts.stances += 1;
+                println!(
+                    "  stance  {} → {} ({}, {}): {} {:.2}",
+                    s.article_id,
+                    s.name,
+                    s.entity_type.as_str(),
+                    s.entity_id,
+                    s.label.as_str(),
+                    s.score
+                );
+            }
+            _ => {
+                use rdkafka::message::Headers;
+                let reason = msg
+                    .headers()
+                    .and_then(|h| {
+                        h.iter()
+                            .find(|h| h.key == HEADER_ERROR_CLASS)
+                            .and_then(|h| h.value)
+                    })
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default();
+                counts.dlq += 1;
+                let key = msg
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .unwrap_or_default();
+                println!("dlq       {key}: {reason}");
+                counts.dlq_reasons.push(format!("{key}: {reason}"));
+            }
+        }
+    }
+    // Entity-stance records of the last article may trail its enriched record.
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(100)) {
+            if msg.topic() == "entity-stances" {
+                counts.stances += 1;
+            }
+        }
+    }
+    Ok(counts)
+}

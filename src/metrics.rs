@@ -1,0 +1,338 @@
+//! Prometheus metrics: what operators alert on and what analysts chart.
+//!
+//! Each service instance owns its own [`Registry`] rather than the process-global one, so that tests can run
+//! several instances in one process and assert on each one's counters. Label values are bounded by
+//! construction: outcomes, reasons, stages, entity types and stance labels are closed enums; partitions are
+//! bounded by the topic; per-entity stance counters exist only for the configured watchlist.
+//! Names follow Prometheus conventions (`_total` counters, `_seconds` histograms, base units).
+
+use std::collections::HashSet;
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::article::RejectReason;
+use crate::nlp::{Entity, EntityType, StanceLabel};
+
+pub const PREFIX: &str = "stancewatch";
+
+/// Outcome label of `stancewatch_articles_total`: every consumed offset ends as exactly one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Enriched,
+    DeadLettered,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Enriched => "enriched",
+            Outcome::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+/// Processing stages timed by `stancewatch_stage_duration_seconds`.
+#[derive(Debug, Clone, Copy)]
+pub enum Stage {
+    Parse,
+    Nlp,
+    Produce,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::Parse => "parse",
+            Stage::Nlp => "nlp",
+            Stage::Produce => "produce",
+        }
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub messages_consumed: IntCounter,
+    articles: IntCounterVec,
+    dlq: IntCounterVec,
+    stage_seconds: HistogramVec,
+    pub end_to_end_seconds: Histogram,
+    pub in_flight: IntGauge,
+    pub consumer_lag: IntGaugeVec,
+    rebalances: IntCounterVec,
+    pub producer_queue: IntGauge,
+    pub produce_retries: IntCounter,
+    commits: IntCounterVec,
+    kafka_errors: IntCounterVec,
+    pub paused: IntGauge,
+    pub assigned_partitions: IntGauge,
+    entities: IntCounterVec,
+    stances: IntCounterVec,
+    watched: IntCounterVec,
+    watchlist: HashSet<String>,
+    pub up_since: Gauge,
+}
+
+fn name(n: &str) -> String {
+    format!("{PREFIX}_{n}")
+}
+
+impl Metrics {
+    pub fn new(watchlist: &[String]) -> Self {
+        let registry = Registry::new();
+        macro_rules! reg {
+            ($m:expr) => {{
+                let m = $m.expect("metric definition is valid");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("metric names are unique");
+                m
+            }};
+        }
+        let latency_buckets = vec![
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        ];
+        let stage_buckets = vec![
+            0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+        ];
+
+        let build_info = reg!(IntGaugeVec::new(
+            Opts::new(
+                name("build_info"),
+                "Build information; the value is always 1."
+            ),
+            &["version", "pipeline"]
+        ));
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::nlp::Pipeline::VERSION])
+            .set(1);
+
+        let m = Metrics {
+            messages_consumed: reg!(IntCounter::new(
+                name("messages_consumed_total"),
+                "Input records received from Kafka."
+            )),
+            articles: reg!(IntCounterVec::new(
+                Opts::new(
+                    name("articles_total"),
+                    "Input records fully handled, by outcome: enriched, or dead_lettered (sent to the DLQ)."
+                ),
+                &["outcome"]
+            )),
+            dlq: reg!(IntCounterVec::new(
+                Opts::new(name("dlq_records_total"), "Records sent to the dead-letter topic, by reason."),
+                &["reason"]
+            )),
+            stage_seconds: reg!(HistogramVec::new(
+                HistogramOpts::new(name("stage_duration_seconds"), "Time spent per article in each stage.")
+                    .buckets(stage_buckets),
+                &["stage"]
+            )),
+            end_to_end_seconds: reg!(Histogram::with_opts(
+                HistogramOpts::new(
+                    name("end_to_end_latency_seconds"),
+                    "From the input record's Kafka timestamp to the acknowledgement of its last output."
+                )
+                .buckets(latency_buckets)
+            )),
+            in_flight: reg!(IntGauge::new(
+                name("in_flight_articles"),
+                "Articles consumed whose offsets are not yet committed (bounded by processing.max_in_flight)."
+            )),
+            consumer_lag: reg!(IntGaugeVec::new(
+                Opts::new(name("consumer_lag"), "Messages between the committed offset and the partition's end."),
+                &["topic", "partition"]
+            )),
+            rebalances: reg!(IntCounterVec::new(
+                Opts::new(name("rebalances_total"), "Partition assignment changes, by kind: assign, revoke, error."),
+                &["kind"]
+            )),
+            producer_queue: reg!(IntGauge::new(
+                name("producer_queue_messages"),
+                "Records waiting in the producer's queue for acknowledgement."
+            )),
+            produce_retries: reg!(IntCounter::new(
+                name("produce_retries_total"),
+                "Times an article's outputs were produced again after a delivery failure."
+            )),
+            commits: reg!(IntCounterVec::new(
+                Opts::new(name("offset_commits_total"), "Offset commits, by result: ok or error."),
+                &["result"]
+            )),
+            kafka_errors: reg!(IntCounterVec::new(
+                Opts::new(name("kafka_errors_total"), "Errors reported by librdkafka, by client and error code."),
+                &["client", "code"]
+            )),
+            paused: reg!(IntGauge::new(
+                name("consumer_paused"),
+                "1 while consumption is paused because max_in_flight articles are waiting."
+            )),
+            assigned_partitions: reg!(IntGauge::new(
+                name("assigned_partitions"),
+                "Input partitions currently assigned to this instance."
+            )),
+            entities: reg!(IntCounterVec::new(
+                Opts::new(name("entities_total"), "Entities found in enriched articles, by type."),
+                &["type"]
+            )),
+            stances: reg!(IntCounterVec::new(
+                Opts::new(name("stances_total"), "Article-level stances toward entities, by label."),
+                &["label"]
+            )),
+            watched: reg!(IntCounterVec::new(
+                Opts::new(
+                    name("watched_entity_stances_total"),
+                    "Stances toward the entities on metrics.watchlist, by entity and label."
+                ),
+                &["entity_id", "name", "label"]
+            )),
+            up_since: reg!(Gauge::new(name("start_time_seconds"), "Start time of the process, Unix seconds.")),
+            watchlist: watchlist.iter().map(|w| w.to_lowercase()).collect(),
+            registry,
+        };
+        m.up_since.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
+        // Pre-create the closed label sets so dashboards and alerts see zeros rather than absent series.
+        for o in [Outcome::Enriched, Outcome::DeadLettered] {
+            m.articles.with_label_values(&[o.as_str()]);
+        }
+        for r in RejectReason::ALL {
+            m.dlq.with_label_values(&[r.as_str()]);
+        }
+        for s in [Stage::Parse, Stage::Nlp, Stage::Produce] {
+            m.stage_seconds.with_label_values(&[s.as_str()]);
+        }
+        for k in ["assign", "revoke", "error"] {
+            m.rebalances.with_label_values(&[k]);
+        }
+        for r in ["ok", "error"] {
+            m.commits.with_label_values(&[r]);
+        }
+        for t in EntityType::ALL {
+            m.entities.with_label_values(&[t.as_str()]);
+        }
+        for l in StanceLabel::ALL {
+            m.stances.with_label_values(&[l.as_str()]);
+        }
+        m
+    }
+
+    pub fn article_done(&self, outcome: Outcome) {
+        self.articles.with_label_values(&[outcome.as_str()]).inc();
+    }
+
+    pub fn articles(&self, outcome: Outcome) -> u64 {
+        self.articles.with_label_values(&[outcome.as_str()]).get()
+    }
+
+    pub fn dead_lettered(&self, reason: RejectReason) {
+        self.dlq.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    pub fn dlq_count(&self, reason: RejectReason) -> u64 {
+        self.dlq.with_label_values(&[reason.as_str()]).get()
+    }
+
+    pub fn observe_stage(&self, stage: Stage, seconds: f64) {
+        self.stage_seconds
+            .with_label_values(&[stage.as_str()])
+            .observe(seconds);
+    }
+
+    pub fn rebalance(&self, kind: &str) {
+        self.rebalances.with_label_values(&[kind]).inc();
+    }
+
+    pub fn commit(&self, ok: bool) {
+        self.commits
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    pub fn commits(&self, ok: bool) -> u64 {
+        self.commits
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .get()
+    }
+
+    pub fn kafka_error(&self, client: &str, code: &str) {
+        self.kafka_errors.with_label_values(&[client, code]).inc();
+    }
+
+    /// Product metrics of one enriched article.
+    pub fn record_entities(&self, entities: &[Entity]) {
+        for e in entities {
+            self.entities
+                .with_label_values(&[e.entity_type.as_str()])
+                .inc();
+            self.stances
+                .with_label_values(&[e.stance.label.as_str()])
+                .inc();
+            if self.watchlist.contains(&e.entity_id.to_lowercase())
+                || self.watchlist.contains(&e.name.to_lowercase())
+            {
+                self.watched
+                    .with_label_values(&[&e.entity_id, &e.name, e.stance.label.as_str()])
+                    .inc();
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encoding metrics to memory");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_closed_label_sets_as_zero() {
+        let m = Metrics::new(&[]);
+        let text = m.render();
+        assert!(
+            text.contains("stancewatch_dlq_records_total{reason=\"nlp_panic\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("stancewatch_articles_total{outcome=\"enriched\"} 0"));
+        assert!(text.contains("stancewatch_build_info{"));
+    }
+
+    #[test]
+    fn watchlist_matches_id_or_name_case_insensitively() {
+        let m = Metrics::new(&["q159".to_string(), "Vladimir Putin".to_string()]);
+        let mk = |id: &str, name: &str| Entity {
+            entity_id: id.into(),
+            name: name.into(),
+            entity_type: EntityType::Location,
+            mentions: vec![],
+            salience: 0.5,
+            stance: crate::nlp::Stance {
+                label: StanceLabel::Against,
+                score: 0.7,
+                evidence: vec![],
+            },
+        };
+        m.record_entities(&[
+            mk("Q159", "Russia"),
+            mk("Q7747", "Vladimir Putin"),
+            mk("Q43", "Turkey"),
+        ]);
+        let text = m.render();
+        assert!(text.contains("entity_id=\"Q159\""));
+        assert!(text.contains("entity_id=\"Q7747\""));
+        assert!(!text.contains("entity_id=\"Q43\""));
+        assert!(text.contains("stancewatch_stances_total{label=\"against\"} 3"));
+    }
+}

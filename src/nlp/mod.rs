@@ -1,0 +1,207 @@
+//! Text in, entities and stances out.
+//!
+//! `nlp` is the pure core of stancewatch: no Kafka, no async, no globals, no I/O after construction. The Kafka
+//! runner, the offline `process` command, the quality evaluations and the speed benchmarks all call the same
+//! [`Pipeline::analyze`], so what is measured offline is what runs in production.
+//!
+//! The stages, in order: normalise and tokenise ([`text`]), identify the language ([`lang`]), find entity
+//! candidates from the knowledge base and capitalised spans ([`entities`]), merge mentions into entities within
+//! the article, then score stance per mention from a sentiment lexicon and aggregate it per entity ([`stance`]).
+//! Offsets everywhere are in Unicode scalar values (code points) into the original, un-normalised field text,
+//! `end` exclusive, so `text == field.chars().skip(start).take(end - start)` always holds.
+
+use serde::{Deserialize, Serialize};
+
+pub mod entities;
+pub mod kb;
+pub mod lang;
+pub mod lexicon;
+pub mod stance;
+pub mod text;
+
+/// What the pipeline reads: the article's text fields, nothing about transport.
+#[derive(Debug, Clone, Copy)]
+pub struct Document<'a> {
+    pub title: Option<&'a str>,
+    pub body: &'a str,
+    /// The producer's BCP-47 tag, if it sent one; detection still runs and is reported beside it.
+    pub declared_language: Option<&'a str>,
+}
+
+/// What the pipeline found in one article.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub language: LanguageInfo,
+    pub entities: Vec<Entity>,
+    /// Machine-readable notes on how trustworthy the analysis is, e.g. `unsupported_language`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LanguageInfo {
+    /// ISO 639-1 code when it has one (`en`), else ISO 639-3; `und` when undetermined.
+    pub code: String,
+    /// Detector confidence in [0, 1]; 0 when undetermined.
+    pub confidence: f64,
+    /// False for languages the models were not trained on; the article is still processed.
+    pub supported: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum EntityType {
+    Person,
+    Org,
+    Location,
+    Group,
+    Misc,
+}
+
+impl EntityType {
+    pub const ALL: [EntityType; 5] = [
+        Self::Person,
+        Self::Org,
+        Self::Location,
+        Self::Group,
+        Self::Misc,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Person => "PERSON",
+            Self::Org => "ORG",
+            Self::Location => "LOCATION",
+            Self::Group => "GROUP",
+            Self::Misc => "MISC",
+        }
+    }
+}
+
+/// Which field of the article a mention's offsets point into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Field {
+    #[default]
+    Body,
+    Title,
+}
+
+impl Field {
+    fn is_body(&self) -> bool {
+        *self == Field::Body
+    }
+}
+
+/// One occurrence of an entity in the text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mention {
+    /// Code-point offset of the first character, into `field`.
+    pub start: usize,
+    /// Code-point offset one past the last character.
+    pub end: usize,
+    pub text: String,
+    /// Index of the sentence holding the mention, within `field`.
+    pub sentence: usize,
+    #[serde(default, skip_serializing_if = "Field::is_body")]
+    pub field: Field,
+}
+
+/// All mentions of one real-world thing within one article.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entity {
+    /// Stable across articles: the knowledge-base id (a Wikidata QID) when known, else derived from `name`.
+    pub entity_id: String,
+    /// Canonical name: the knowledge-base name, else the fullest form seen.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub entity_type: EntityType,
+    pub mentions: Vec<Mention>,
+    /// How central the entity is to the article, in [0, 1].
+    pub salience: f64,
+    pub stance: Stance,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StanceLabel {
+    Favor,
+    Against,
+    Neutral,
+}
+
+impl StanceLabel {
+    pub const ALL: [StanceLabel; 3] = [Self::Favor, Self::Against, Self::Neutral];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Favor => "favor",
+            Self::Against => "against",
+            Self::Neutral => "neutral",
+        }
+    }
+}
+
+/// The article's stance toward one entity, with the sentences that carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stance {
+    pub label: StanceLabel,
+    /// Confidence in `label`, in [0, 1].
+    pub score: f64,
+    pub evidence: Vec<Evidence>,
+}
+
+/// A body sentence that supports a stance verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Sentence index in the body.
+    pub sentence: usize,
+    /// Code-point span of the sentence in the body.
+    pub start: usize,
+    pub end: usize,
+    /// The sentence itself, so an analyst can check the verdict without the body at hand.
+    pub text: String,
+}
+
+/// The whole analysis, built once (knowledge base and lexicon parsed at construction) and shared read-only
+/// between worker threads.
+pub struct Pipeline {
+    kb: kb::KnowledgeBase,
+    lexicon: lexicon::Lexicon,
+}
+
+impl Pipeline {
+    /// A pipeline over the knowledge base and lexicon embedded in the binary.
+    pub fn new() -> Self {
+        Self {
+            kb: kb::KnowledgeBase::embedded(),
+            lexicon: lexicon::Lexicon::embedded(),
+        }
+    }
+
+    /// Version of the analysis, recorded in every output so replays by a newer model can be told apart.
+    pub const VERSION: &'static str = concat!("baseline-", env!("CARGO_PKG_VERSION"));
+
+    pub fn analyze(&self, doc: &Document<'_>) -> Analysis {
+        let language = lang::identify(doc.body, doc.declared_language);
+        let mut warnings = Vec::new();
+        if !language.supported {
+            warnings.push("unsupported_language".to_string());
+        }
+        let body = text::TextView::new(doc.body);
+        let title = doc.title.map(text::TextView::new);
+        let mut found = entities::find(&self.kb, &body, title.as_ref());
+        stance::score(&self.lexicon, &body, &mut found);
+        Analysis {
+            language,
+            entities: found,
+            warnings,
+        }
+    }
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self::new()
+    }
+}

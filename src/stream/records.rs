@@ -1,0 +1,177 @@
+//! From one consumed record to the records that are produced for it.
+//!
+//! An input ends as exactly one of two things: an enriched article plus its entity-stance records, or one
+//! dead-letter record. Both carry the input's headers (so `traceparent` and any producer metadata survive) and
+//! its timestamp. The dead-letter record is the input itself, byte for byte with its key, plus headers that say
+//! what went wrong and where the input came from, so an operator can fix and replay it.
+
+use crate::article::{RejectReason, Rejection};
+use crate::enriched::{EnrichedArticle, SCHEMA_VERSION};
+
+use super::sink::OutRecord;
+
+/// DLQ header: the machine-readable reason ([`RejectReason::as_str`]).
+pub const HEADER_ERROR_CLASS: &str = "stancewatch.error.class";
+/// DLQ header: the human-readable reason.
+pub const HEADER_ERROR_MESSAGE: &str = "stancewatch.error.message";
+pub const HEADER_SOURCE_TOPIC: &str = "stancewatch.source.topic";
+pub const HEADER_SOURCE_PARTITION: &str = "stancewatch.source.partition";
+pub const HEADER_SOURCE_OFFSET: &str = "stancewatch.source.offset";
+/// On enriched and entity-stance records: the input's Kafka key, when it was not the article id that now keys
+/// the output.
+pub const HEADER_SOURCE_KEY: &str = "stancewatch.source.key";
+pub const HEADER_SCHEMA_VERSION: &str = "stancewatch.schema_version";
+
+/// One consumed record, owned, as the processing task needs it.
+#[derive(Debug, Clone)]
+pub struct InputRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Kafka timestamp in milliseconds since the epoch, when the record has one.
+    pub timestamp: Option<i64>,
+}
+
+/// Topic names the outputs go to.
+#[derive(Debug, Clone)]
+pub struct OutputTopics {
+    pub enriched: String,
+    pub entity_stances: String,
+    pub dlq: String,
+}
+
+/// The enriched record and the entity-stance records of one article.
+pub(crate) fn enriched_records(
+    input: &InputRecord,
+    enriched: &EnrichedArticle,
+    topics: &OutputTopics,
+) -> Result<Vec<OutRecord>, serde_json::Error> {
+    let mut headers = input.headers.clone();
+    headers.push((
+        HEADER_SCHEMA_VERSION.to_string(),
+        Some(SCHEMA_VERSION.to_string().into_bytes()),
+    ));
+    if let Some(k) = &input.key {
+        if k.as_slice() != enriched.id.as_bytes() {
+            headers.push((HEADER_SOURCE_KEY.to_string(), Some(k.clone())));
+        }
+    }
+    let mut out = Vec::with_capacity(1 + enriched.entities.len());
+    out.push(OutRecord {
+        topic: topics.enriched.clone(),
+        key: Some(enriched.id.clone().into_bytes()),
+        payload: serde_json::to_vec(enriched)?,
+        headers: headers.clone(),
+        timestamp: input.timestamp,
+    });
+    for stance in enriched.entity_stances() {
+        out.push(OutRecord {
+            topic: topics.entity_stances.clone(),
+            key: Some(stance.entity_id.clone().into_bytes()),
+            payload: serde_json::to_vec(&stance)?,
+            headers: headers.clone(),
+            timestamp: input.timestamp,
+        });
+    }
+    Ok(out)
+}
+
+/// The dead-letter record of an input that could not be enriched.
+pub(crate) fn dlq_record(
+    input: &InputRecord,
+    rejection: &Rejection,
+    topics: &OutputTopics,
+) -> OutRecord {
+    let mut headers = input.headers.clone();
+    let mut add = |k: &str, v: String| headers.push((k.to_string(), Some(v.into_bytes())));
+    add(HEADER_ERROR_CLASS, rejection.reason.as_str().to_string());
+    add(HEADER_ERROR_MESSAGE, truncate(&rejection.message, 1000));
+    add(HEADER_SOURCE_TOPIC, input.topic.clone());
+    add(HEADER_SOURCE_PARTITION, input.partition.to_string());
+    add(HEADER_SOURCE_OFFSET, input.offset.to_string());
+    OutRecord {
+        topic: topics.dlq.clone(),
+        key: input.key.clone(),
+        payload: input.payload.clone().unwrap_or_default(),
+        headers,
+        timestamp: input.timestamp,
+    }
+}
+
+/// A rejection for output the brokers refused outright (e.g. larger than the topic's `max.message.bytes`).
+pub(crate) fn output_rejected(error: impl std::fmt::Display) -> Rejection {
+    Rejection::new(
+        RejectReason::OutputRejected,
+        format!("the enriched output could not be produced: {error}"),
+    )
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> InputRecord {
+        InputRecord {
+            topic: "articles".into(),
+            partition: 3,
+            offset: 42,
+            key: Some(b"k-1".to_vec()),
+            payload: Some(b"{not json".to_vec()),
+            headers: vec![
+                ("traceparent".into(), Some(b"00-abc-def-01".to_vec())),
+                ("empty".into(), None),
+            ],
+            timestamp: Some(1_700_000_000_000),
+        }
+    }
+
+    fn topics() -> OutputTopics {
+        OutputTopics {
+            enriched: "e".into(),
+            entity_stances: "s".into(),
+            dlq: "d".into(),
+        }
+    }
+
+    #[test]
+    fn dlq_record_keeps_the_original_and_says_why() {
+        let r = dlq_record(
+            &input(),
+            &Rejection::new(RejectReason::InvalidJson, "bad"),
+            &topics(),
+        );
+        assert_eq!(r.topic, "d");
+        assert_eq!(r.payload, b"{not json");
+        assert_eq!(r.key.as_deref(), Some(&b"k-1"[..]));
+        assert_eq!(r.timestamp, Some(1_700_000_000_000));
+        let h = |k: &str| {
+            r.headers
+                .iter()
+                .find(|(n, _)| n == k)
+                .and_then(|(_, v)| v.clone())
+        };
+        assert_eq!(h("traceparent").as_deref(), Some(&b"00-abc-def-01"[..]));
+        assert!(r.headers.iter().any(|(n, v)| n == "empty" && v.is_none()));
+        assert_eq!(h(HEADER_ERROR_CLASS).as_deref(), Some(&b"invalid_json"[..]));
+        assert_eq!(h(HEADER_SOURCE_OFFSET).as_deref(), Some(&b"42"[..]));
+        assert_eq!(h(HEADER_SOURCE_PARTITION).as_deref(), Some(&b"3"[..]));
+        assert_eq!(h(HEADER_SOURCE_TOPIC).as_deref(), Some(&b"articles"[..]));
+    }
+
+    #[test]
+    fn long_messages_are_truncated_on_a_char_boundary() {
+        let s = "é".repeat(2000);
+        let t = truncate(&s, 1000);
+        assert_eq!(t.chars().count(), 1001);
+    }
+}

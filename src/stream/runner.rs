@@ -1,0 +1,604 @@
+//! The service loop: consume, process concurrently, produce, commit, rebalance, shut down.
+//!
+//! One dedicated OS thread owns the consumer. It polls, hands each record to a processing task on the tokio
+//! runtime, applies backpressure, and commits; every librdkafka callback (rebalance, commit, stats) runs on it,
+//! inside `poll`. Keeping the consumer off the async reactor lets the rebalance barrier block while it waits
+//! for in-flight work, without stalling the tasks that are finishing that work.
+//!
+//! A processing task parses the record and runs the NLP pipeline on tokio's blocking pool (at most `workers`
+//! at a time, so polling and heartbeats never wait for a CPU-bound article), produces the outputs with the
+//! idempotent producer, waits for every acknowledgement, and only then marks its offset done in the
+//! [`OffsetTracker`]. The consumer thread commits the done prefix of each partition every `commit_interval`.
+//!
+//! Backpressure: when `max_in_flight` offsets are consumed but not yet committed, the assigned partitions are
+//! paused (the consumer keeps polling, so the group session and rebalances are still served) and resumed once
+//! commits release slots.
+//!
+//! Shutdown: stop taking records, pause, wait for in-flight work up to the drain deadline, commit
+//! synchronously, then close the consumer (which revokes without waiting again).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::producer::FutureProducer;
+use tokio::sync::{watch, Semaphore};
+use tracing::{debug, error, info, warn};
+
+use super::context::{ConsumerCtx, ProducerCtx, Shared};
+use super::offsets::OffsetTracker;
+use super::records::{dlq_record, enriched_records, output_rejected, InputRecord, OutputTopics};
+use super::sink::{deliver_all, Backoff, DeliveryError, OutRecord};
+use crate::article::{Article, Limits, Rejection};
+use crate::config::Config;
+use crate::enriched::{enrich, Analyze, EnrichedArticle};
+use crate::http::{self, Health};
+use crate::metrics::{Metrics, Outcome, Stage};
+use crate::nlp::Pipeline;
+
+/// How long one `poll` may block; bounds how quickly the loop notices shutdown and due commits.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("could not create the Kafka {client}: {source}; check the [kafka.{client}] properties in the configuration")]
+    Client {
+        client: &'static str,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("could not subscribe to topic {topic}: {source}")]
+    Subscribe {
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("could not serve HTTP on {addr}: {source}; is another process using the port? Set http.listen")]
+    Http {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the Kafka producer failed fatally ({0}); the service stopped without committing unacknowledged work and will resume from the last commit when restarted")]
+    ProducerFatal(String),
+    #[error("the consumer thread panicked; uncommitted work will be redelivered on restart")]
+    ConsumerPanicked,
+}
+
+/// Counts reported when the service stops.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub consumed: u64,
+    pub enriched: u64,
+    pub dead_lettered: u64,
+    pub elapsed: Duration,
+    /// Consumed articles whose offsets were not committed when the service stopped (they will be redelivered).
+    pub uncommitted_at_exit: usize,
+}
+
+/// A configured service, not yet started.
+pub struct Service {
+    config: Config,
+    analyzer: Arc<dyn Analyze>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+impl Service {
+    pub fn new(config: Config) -> Self {
+        let metrics = Arc::new(Metrics::new(&config.metrics.watchlist));
+        Self {
+            config,
+            analyzer: Arc::new(Pipeline::new()),
+            metrics,
+            health: Arc::new(Health::default()),
+        }
+    }
+
+    /// Replaces the NLP pipeline (tests use this to inject failures).
+    pub fn with_analyzer(mut self, analyzer: Arc<dyn Analyze>) -> Self {
+        self.analyzer = analyzer;
+        self
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Starts the HTTP endpoints and the consumer; returns once both are running. Must be called inside a
+    /// multi-threaded tokio runtime.
+    pub async fn start(self) -> Result<RunningService, StreamError> {
+        let Service {
+            config,
+            analyzer,
+            metrics,
+            health,
+        } = self;
+        let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
+        let http_stop = async move {
+            let _ = http_stop_rx.wait_for(|stop| *stop).await;
+        };
+        let (http_addr, http_task) = http::serve(
+            config.http.listen,
+            metrics.clone(),
+            health.clone(),
+            http_stop,
+        )
+        .await
+        .map_err(|source| StreamError::Http {
+            addr: config.http.listen,
+            source,
+        })?;
+        info!(%http_addr, "serving /metrics, /healthz and /readyz");
+
+        let k = &config.kafka;
+        let shared = Arc::new(Shared {
+            tracker: OffsetTracker::new(),
+            metrics: metrics.clone(),
+            health: health.clone(),
+            input_topic: k.input_topic.clone(),
+            rebalance_drain_timeout: config.processing.rebalance_drain_timeout(),
+            aborted: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+        });
+
+        let producer: FutureProducer<ProducerCtx> = producer_config(&config)
+            .create_with_context(ProducerCtx {
+                shared: shared.clone(),
+            })
+            .map_err(|source| StreamError::Client {
+                client: "producer",
+                source,
+            })?;
+        let consumer: BaseConsumer<ConsumerCtx> = consumer_config(&config)
+            .create_with_context(ConsumerCtx {
+                shared: shared.clone(),
+            })
+            .map_err(|source| StreamError::Client {
+                client: "consumer",
+                source,
+            })?;
+        consumer
+            .subscribe(&[&k.input_topic])
+            .map_err(|source| StreamError::Subscribe {
+                topic: k.input_topic.clone(),
+                source,
+            })?;
+        info!(brokers = %k.brokers, group = %k.group_id, topic = %k.input_topic, "subscribed");
+
+        let ctx = Arc::new(TaskCtx {
+            shared: shared.clone(),
+            analyzer,
+            producer,
+            topics: OutputTopics {
+                enriched: k.enriched_topic.clone(),
+                entity_stances: k.entity_stances_topic.clone(),
+                dlq: k.dlq_topic.clone(),
+            },
+            limits: Limits {
+                max_body_bytes: config.processing.max_article_bytes,
+            },
+            nlp_slots: Arc::new(Semaphore::new(config.workers())),
+            backoff: Backoff {
+                initial: Duration::from_millis(config.processing.retry_backoff_initial_ms),
+                max: Duration::from_millis(config.processing.retry_backoff_max_ms),
+            },
+            fatal: Mutex::new(None),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let runtime = tokio::runtime::Handle::current();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let loop_ctx = ctx.clone();
+        let loop_stop = stop.clone();
+        let processing = config.processing.clone();
+        std::thread::Builder::new()
+            .name("stancewatch-consumer".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    consumer_loop(consumer, &loop_ctx, &loop_stop, &processing, &runtime)
+                }));
+                let result = match result {
+                    Ok(r) => r.map(|mut s| {
+                        s.elapsed = started.elapsed();
+                        s
+                    }),
+                    Err(_) => Err(StreamError::ConsumerPanicked),
+                };
+                let _ = done_tx.send(result);
+            })
+            .expect("spawning the consumer thread");
+
+        Ok(RunningService {
+            metrics,
+            health,
+            http_addr,
+            stop,
+            shared,
+            done: done_rx,
+            http_stop: http_stop_tx,
+            http_task,
+        })
+    }
+}
+
+/// A running service: its observability handles and the means to stop it.
+pub struct RunningService {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub http_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    done: tokio::sync::oneshot::Receiver<Result<RunSummary, StreamError>>,
+    http_stop: watch::Sender<bool>,
+    http_task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningService {
+    /// Graceful stop: finish in-flight work within the drain deadline, commit, close. See [`Self::wait`].
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Hard stop, as a crash would: no draining and no further commits. In-flight work is abandoned and
+    /// redelivered to whoever consumes the partitions next.
+    pub fn abort(&self) {
+        self.shared.aborted.store(true, Ordering::SeqCst);
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the consumer loop has ended (after a stop, or by itself on a fatal error).
+    pub fn is_finished(&self) -> bool {
+        self.done.is_terminated()
+    }
+
+    /// Waits for the consumer loop to end, then stops the HTTP server.
+    pub async fn wait(self) -> Result<RunSummary, StreamError> {
+        let result = self
+            .done
+            .await
+            .unwrap_or(Err(StreamError::ConsumerPanicked));
+        let _ = self.http_stop.send(true);
+        let _ = self.http_task.await;
+        result
+    }
+}
+
+/// What every processing task needs.
+struct TaskCtx {
+    shared: Arc<Shared>,
+    analyzer: Arc<dyn Analyze>,
+    producer: FutureProducer<ProducerCtx>,
+    topics: OutputTopics,
+    limits: Limits,
+    nlp_slots: Arc<Semaphore>,
+    backoff: Backoff,
+    fatal: Mutex<Option<String>>,
+}
+
+fn consumer_config(config: &Config) -> ClientConfig {
+    let k = &config.kafka;
+    let mut c = ClientConfig::new();
+    for (key, value) in &k.consumer {
+        c.set(key, value);
+    }
+    c.set("bootstrap.servers", &k.brokers)
+        .set("group.id", &k.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "statistics.interval.ms",
+            k.statistics_interval_ms.to_string(),
+        );
+    c
+}
+
+fn producer_config(config: &Config) -> ClientConfig {
+    let k = &config.kafka;
+    let mut c = ClientConfig::new();
+    for (key, value) in &k.producer {
+        c.set(key, value);
+    }
+    c.set("bootstrap.servers", &k.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set(
+            "statistics.interval.ms",
+            k.statistics_interval_ms.to_string(),
+        );
+    c
+}
+
+fn consumer_loop(
+    consumer: BaseConsumer<ConsumerCtx>,
+    ctx: &Arc<TaskCtx>,
+    stop: &AtomicBool,
+    processing: &crate::config::ProcessingConfig,
+    runtime: &tokio::runtime::Handle,
+) -> Result<RunSummary, StreamError> {
+    let shared = &ctx.shared;
+    let tracker = &shared.tracker;
+    let metrics = &shared.metrics;
+    let max_in_flight = processing.max_in_flight;
+    let mut last_commit = Instant::now();
+    // The assignment epoch at which partitions were last paused; None while consuming.
+    let mut paused_at: Option<u64> = None;
+
+    let commit_due = |last_commit: &mut Instant, force: bool| {
+        let waiting = tracker.done_uncommitted();
+        if force
+            || (waiting > 0
+                && (last_commit.elapsed() >= processing.commit_interval()
+                    || waiting * 2 >= max_in_flight))
+        {
+            let positions = tracker.take_commit_candidates(None, false);
+            if !positions.is_empty() {
+                let _ = shared.commit(&consumer, &positions, CommitMode::Async);
+            }
+            *last_commit = Instant::now();
+        }
+    };
+
+    while !stop.load(Ordering::SeqCst) {
+        shared.health.beat();
+        if ctx
+            .fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            break;
+        }
+        let in_flight = tracker.in_flight();
+        metrics.in_flight.set(in_flight as i64);
+        let epoch = tracker.assignment_epoch();
+        if in_flight >= max_in_flight {
+            // Re-pause after a rebalance too: newly assigned partitions start unpaused.
+            if paused_at != Some(epoch) {
+                set_paused(&consumer, true);
+                paused_at = Some(epoch);
+                metrics.paused.set(1);
+                debug!(in_flight, "max_in_flight reached; partitions paused");
+            }
+        } else if paused_at.take().is_some() {
+            set_paused(&consumer, false);
+            metrics.paused.set(0);
+            debug!(in_flight, "partitions resumed");
+        }
+
+        match consumer.poll(POLL_INTERVAL) {
+            None => {}
+            Some(Err(e)) => {
+                metrics.kafka_error(
+                    "consumer",
+                    &e.rdkafka_error_code()
+                        .map_or_else(|| "other".into(), |c| format!("{c:?}")),
+                );
+                warn!(error = %e, "consume error; librdkafka retries by itself");
+            }
+            Some(Ok(msg)) => dispatch(&msg, ctx, runtime),
+        }
+        commit_due(&mut last_commit, false);
+    }
+
+    if shared.is_aborted() {
+        info!(
+            in_flight = tracker.in_flight(),
+            "aborted: nothing more is committed"
+        );
+        return Ok(summary(metrics, tracker.in_flight()));
+    }
+
+    // Graceful drain. Paused partitions hand out nothing more; a record that still arrives is not tracked, so
+    // the commits below never pass it and it is redelivered after the restart.
+    set_paused(&consumer, true);
+    let deadline = Instant::now() + processing.shutdown_drain_timeout();
+    let pending = tracker.pending(None);
+    info!(pending, "stopping: draining in-flight articles");
+    while tracker.pending(None) > 0 && Instant::now() < deadline && !shared.is_aborted() {
+        shared.health.beat();
+        let _ = consumer.poll(POLL_INTERVAL);
+        commit_due(&mut last_commit, false);
+    }
+    let left = tracker.pending(None);
+    if left > 0 {
+        warn!(
+            left,
+            "drain deadline reached; unfinished articles will be redelivered after restart"
+        );
+    }
+    let positions = tracker.take_commit_candidates(None, true);
+    let _ = shared.commit(&consumer, &positions, CommitMode::Sync);
+    shared.closing.store(true, Ordering::SeqCst);
+    let uncommitted = tracker.in_flight();
+    drop(consumer); // closes: leaves the group after a final (non-waiting) revoke
+    let fatal = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(reason) = fatal {
+        return Err(StreamError::ProducerFatal(reason));
+    }
+    info!(committed = ?positions, "stopped cleanly");
+    Ok(summary(metrics, uncommitted))
+}
+
+fn summary(metrics: &Metrics, uncommitted_at_exit: usize) -> RunSummary {
+    RunSummary {
+        consumed: metrics.messages_consumed.get(),
+        enriched: metrics.articles(Outcome::Enriched),
+        dead_lettered: metrics.articles(Outcome::DeadLettered),
+        elapsed: Duration::ZERO,
+        uncommitted_at_exit,
+    }
+}
+
+fn set_paused(consumer: &BaseConsumer<ConsumerCtx>, paused: bool) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    if assignment.count() == 0 {
+        return;
+    }
+    let result = if paused {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    };
+    if let Err(e) = result {
+        warn!(error = %e, paused, "could not change the pause state of the assignment");
+    }
+}
+
+/// Records the offset and hands the record to a processing task.
+fn dispatch(msg: &BorrowedMessage<'_>, ctx: &Arc<TaskCtx>, runtime: &tokio::runtime::Handle) {
+    let shared = &ctx.shared;
+    let input = InputRecord {
+        topic: msg.topic().to_string(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        key: msg.key().map(<[u8]>::to_vec),
+        payload: msg.payload().map(<[u8]>::to_vec),
+        headers: msg
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        timestamp: msg.timestamp().to_millis(),
+    };
+    let generation = match shared.tracker.track(input.partition, input.offset) {
+        Ok(g) => g,
+        Err(e) => {
+            // Already tracked, so already being processed or done: processing it again would only duplicate.
+            warn!(topic = %input.topic, partition = input.partition, offset = input.offset, error = %e, "skipping a redelivered record");
+            return;
+        }
+    };
+    shared.metrics.messages_consumed.inc();
+    let ctx = ctx.clone();
+    runtime.spawn(async move { process(ctx, Arc::new(input), generation).await });
+}
+
+/// Everything that happens to one record after it is consumed.
+async fn process(ctx: Arc<TaskCtx>, input: Arc<InputRecord>, generation: u64) {
+    let shared = &ctx.shared;
+    let (partition, offset) = (input.partition, input.offset);
+
+    let analysis = {
+        let _permit = ctx
+            .nlp_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the NLP semaphore is never closed");
+        let (ctx2, input2) = (ctx.clone(), input.clone());
+        tokio::task::spawn_blocking(move || analyze(&ctx2, &input2)).await
+    };
+    let result = analysis.unwrap_or_else(|join_error| {
+        // `analyze` catches panics of the pipeline itself; this is a panic outside it.
+        Err(Rejection::new(
+            crate::article::RejectReason::NlpPanic,
+            format!("processing task failed: {join_error}"),
+        ))
+    });
+
+    let still_ours = || !shared.is_aborted() && shared.tracker.is_current(partition, generation);
+    let produce_started = Instant::now();
+    let outcome = match result {
+        Ok(enriched) => match enriched_records(&input, &enriched, &ctx.topics) {
+            Ok(records) => match deliver(&ctx, &records, &still_ours).await {
+                Ok(()) => {
+                    shared.metrics.record_entities(&enriched.entities);
+                    Ok(())
+                }
+                Err(DeliveryError::Permanent(e)) => Err(output_rejected(e)),
+                Err(other) => return give_up(&ctx, &input, other),
+            },
+            Err(e) => Err(output_rejected(e)),
+        },
+        Err(rejection) => Err(rejection),
+    };
+    let outcome = match outcome {
+        Ok(()) => Some(Outcome::Enriched),
+        Err(rejection) => {
+            warn!(
+                topic = %input.topic,
+                partition,
+                offset,
+                reason = rejection.reason.as_str(),
+                message = %rejection.message,
+                "article rejected; sending it to the dead-letter topic"
+            );
+            let record = dlq_record(&input, &rejection, &ctx.topics);
+            match deliver(&ctx, std::slice::from_ref(&record), &still_ours).await {
+                Ok(()) => {
+                    shared.metrics.dead_lettered(rejection.reason);
+                    Some(Outcome::DeadLettered)
+                }
+                Err(e) => return give_up(&ctx, &input, e),
+            }
+        }
+    };
+    shared
+        .metrics
+        .observe_stage(Stage::Produce, produce_started.elapsed().as_secs_f64());
+    if let Some(outcome) = outcome {
+        shared.metrics.article_done(outcome);
+    }
+    if let Some(ts) = input.timestamp {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        shared
+            .metrics
+            .end_to_end_seconds
+            .observe((now_ms - ts).max(0) as f64 / 1000.0);
+    }
+    shared.tracker.complete(partition, generation, offset);
+}
+
+async fn deliver(
+    ctx: &TaskCtx,
+    records: &[OutRecord],
+    still_ours: &impl Fn() -> bool,
+) -> Result<(), DeliveryError> {
+    deliver_all(
+        &ctx.producer,
+        records,
+        ctx.backoff,
+        &ctx.shared.metrics,
+        still_ours,
+    )
+    .await
+}
+
+/// The outputs could not be delivered and never will be by this instance: the offset stays uncommitted so that
+/// the article is redelivered (to us after a restart, or to the partition's next owner).
+fn give_up(ctx: &TaskCtx, input: &InputRecord, error: DeliveryError) {
+    match &error {
+        DeliveryError::Fatal(reason) => {
+            error!(topic = %input.topic, partition = input.partition, offset = input.offset, %reason, "fatal producer error; stopping");
+            *ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
+        }
+        DeliveryError::Abandoned => {
+            debug!(topic = %input.topic, partition = input.partition, offset = input.offset, "delivery abandoned; the record will be redelivered");
+        }
+        DeliveryError::Permanent(e) => {
+            // Even the dead-letter record was refused: the offset stays uncommitted, the partition stalls
+            // visibly (lag grows, alerts fire) instead of losing the article silently.
+            error!(topic = %input.topic, partition = input.partition, offset = input.offset, error = %e, "the dead-letter topic refused the record; the partition cannot progress past it");
+        }
+    }
+}
+
+/// Parse and analyse, on a blocking-pool thread.
+fn analyze(ctx: &TaskCtx, input: &InputRecord) -> Result<EnrichedArticle, Rejection> {
+    let metrics = &ctx.shared.metrics;
+    let t = Instant::now();
+    let article = Article::parse(input.payload.as_deref().unwrap_or_default(), ctx.limits);
+    metrics.observe_stage(Stage::Parse, t.elapsed().as_secs_f64());
+    let article = article?;
+    let t = Instant::now();
+    let enriched = enrich(ctx.analyzer.as_ref(), article);
+    metrics.observe_stage(Stage::Nlp, t.elapsed().as_secs_f64());
+    enriched
+}
