@@ -19,6 +19,11 @@ pub mod lexicon;
 pub mod stance;
 pub mod text;
 
+#[cfg(test)]
+mod evaluation;
+#[cfg(test)]
+mod tests;
+
 /// What the pipeline reads: the article's text fields, nothing about transport.
 #[derive(Debug, Clone, Copy)]
 pub struct Document<'a> {

@@ -36,13 +36,15 @@ impl Shared {
         self.aborted.load(Ordering::SeqCst)
     }
 
-    /// Commits `positions` of the input topic. Synchronous commits update the tracker here; asynchronous ones
-    /// do it in [`ConsumerContext::commit_callback`].
+    /// Commits `positions` of the input topic and, once the broker acknowledges, releases their slots.
+    ///
+    /// Commits are synchronous, one round trip per commit interval on the consumer thread. rdkafka 0.39's
+    /// event-based consumer never reports the outcome of an asynchronous commit (librdkafka only posts it when a
+    /// native offset_commit_cb is set), and slots must only be released by a commit known to have succeeded.
     pub fn commit<C: ConsumerContext>(
         &self,
         consumer: &BaseConsumer<C>,
         positions: &[(i32, i64)],
-        mode: CommitMode,
     ) -> KafkaResult<()> {
         if positions.is_empty() {
             return Ok(());
@@ -51,24 +53,18 @@ impl Shared {
         for &(p, pos) in positions {
             tpl.add_partition_offset(&self.input_topic, p, Offset::Offset(pos))?;
         }
-        let result = consumer.commit(&tpl, mode);
-        if matches!(mode, CommitMode::Sync) {
-            self.metrics.commit(result.is_ok());
-            for &(p, pos) in positions {
-                match &result {
-                    Ok(()) => self.tracker.commit_acknowledged(p, pos),
-                    Err(_) => self.tracker.commit_failed(p),
+        let result = consumer.commit(&tpl, CommitMode::Sync);
+        self.metrics.commit(result.is_ok());
+        match &result {
+            Ok(()) => {
+                for &(p, pos) in positions {
+                    self.tracker.commit_acknowledged(p, pos);
                 }
+                debug!(?positions, "offsets committed");
             }
-        } else if result.is_err() {
-            // The request never left: no callback will come for it.
-            self.metrics.commit(false);
-            for &(p, _) in positions {
-                self.tracker.commit_failed(p);
+            Err(e) => {
+                warn!(topic = %self.input_topic, ?positions, error = %e, "offset commit failed; it will be retried")
             }
-        }
-        if let Err(e) = &result {
-            warn!(topic = %self.input_topic, ?positions, error = %e, "offset commit failed; it will be retried");
         }
         result
     }
@@ -185,8 +181,8 @@ impl ConsumerContext for ConsumerCtx {
                 started + s.rebalance_drain_timeout
             };
             let drained = s.tracker.wait_drained(Some(&partitions), deadline);
-            let positions = s.tracker.take_commit_candidates(Some(&partitions), true);
-            let committed = s.commit(consumer, &positions, CommitMode::Sync).is_ok();
+            let positions = s.tracker.commit_candidates(Some(&partitions));
+            let committed = s.commit(consumer, &positions).is_ok();
             let left = s.tracker.pending(Some(&partitions));
             if drained {
                 info!(
@@ -220,32 +216,6 @@ impl ConsumerContext for ConsumerCtx {
             Rebalance::Error(e) => {
                 s.metrics.rebalance("error");
                 warn!(error = %e, "rebalance error");
-            }
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        let s = &self.shared;
-        for e in offsets
-            .elements()
-            .into_iter()
-            .filter(|e| e.topic() == s.input_topic)
-        {
-            let Offset::Offset(pos) = e.offset() else {
-                continue;
-            };
-            let ok = result.is_ok() && e.error().is_ok();
-            s.metrics.commit(ok);
-            if ok {
-                s.tracker.commit_acknowledged(e.partition(), pos);
-            } else {
-                s.tracker.commit_failed(e.partition());
-                let err = e
-                    .error()
-                    .err()
-                    .map(|e| e.to_string())
-                    .or_else(|| result.as_ref().err().map(|e| e.to_string()));
-                warn!(topic = %s.input_topic, partition = e.partition(), position = pos, error = ?err, "offset commit failed; it will be retried");
             }
         }
     }

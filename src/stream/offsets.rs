@@ -31,8 +31,6 @@ pub struct PartitionOffsets {
     next: Option<i64>,
     /// Highest position the broker acknowledged as committed.
     committed: Option<i64>,
-    /// Highest position sent in a commit request that has not been answered yet.
-    requested: Option<i64>,
 }
 
 /// What can go wrong when recording a consumed offset.
@@ -82,36 +80,16 @@ impl PartitionOffsets {
         self.pending.first().copied().or(self.next)
     }
 
-    /// The position to send in a new commit request, if it advances past what was committed or requested.
+    /// The position worth committing now: one that advances past the acknowledged commit.
     pub fn commit_candidate(&self) -> Option<i64> {
         let pos = self.position()?;
-        let floor = self.committed.max(self.requested);
-        (floor.is_none_or(|f| pos > f)).then_some(pos)
-    }
-
-    /// The position to commit synchronously (rebalance, shutdown): anything past the acknowledged commit, even
-    /// if an asynchronous request for it is still unanswered, since its answer may never be read.
-    pub fn final_commit_candidate(&self) -> Option<i64> {
-        let pos = self.position()?;
         (self.committed.is_none_or(|c| pos > c)).then_some(pos)
-    }
-
-    pub fn commit_requested(&mut self, position: i64) {
-        self.requested = self.requested.max(Some(position));
     }
 
     /// The broker acknowledged a commit: offsets below `position` are durable and release their slots.
     pub fn commit_acknowledged(&mut self, position: i64) {
         self.committed = self.committed.max(Some(position));
-        if self.requested <= self.committed {
-            self.requested = None;
-        }
         self.done = self.done.split_off(&position);
-    }
-
-    /// A commit request failed: forget it so the next commit round sends it again.
-    pub fn commit_failed(&mut self) {
-        self.requested = None;
     }
 
     pub fn committed(&self) -> Option<i64> {
@@ -233,26 +211,14 @@ impl OffsetTracker {
             .is_some_and(|po| po.generation() == generation)
     }
 
-    /// Positions worth a commit request now, marked as requested. `only` restricts to some partitions;
-    /// `last` asks for every position not yet acknowledged (see [`PartitionOffsets::final_commit_candidate`]).
-    pub fn take_commit_candidates(&self, only: Option<&[i32]>, last: bool) -> Vec<(i32, i64)> {
-        let mut s = self.lock();
-        let mut out = Vec::new();
-        for (&p, po) in s.partitions.iter_mut() {
-            if only.is_some_and(|o| !o.contains(&p)) {
-                continue;
-            }
-            let candidate = if last {
-                po.final_commit_candidate()
-            } else {
-                po.commit_candidate()
-            };
-            if let Some(pos) = candidate {
-                po.commit_requested(pos);
-                out.push((p, pos));
-            }
-        }
-        out
+    /// Positions worth committing now; `only` restricts to some partitions.
+    pub fn commit_candidates(&self, only: Option<&[i32]>) -> Vec<(i32, i64)> {
+        let s = self.lock();
+        s.partitions
+            .iter()
+            .filter(|(p, _)| only.is_none_or(|o| o.contains(p)))
+            .filter_map(|(&p, po)| po.commit_candidate().map(|pos| (p, pos)))
+            .collect()
     }
 
     pub fn commit_acknowledged(&self, partition: i32, position: i64) {
@@ -260,12 +226,6 @@ impl OffsetTracker {
             po.commit_acknowledged(position);
         }
         self.changed.notify_all();
-    }
-
-    pub fn commit_failed(&self, partition: i32) {
-        if let Some(po) = self.lock().partitions.get_mut(&partition) {
-            po.commit_failed();
-        }
     }
 
     /// Consumed offsets not yet covered by an acknowledged commit, over all partitions.
@@ -396,17 +356,7 @@ mod tests {
         po.complete(1);
         po.complete(3);
         assert_eq!(po.in_flight(), 4, "done but uncommitted still holds a slot");
-        let c = po.commit_candidate().unwrap();
-        assert_eq!(c, 2);
-        po.commit_requested(c);
-        assert_eq!(
-            po.commit_candidate(),
-            None,
-            "no duplicate request while one is outstanding"
-        );
-        po.commit_failed();
-        assert_eq!(po.commit_candidate(), Some(2), "a failed commit is retried");
-        po.commit_requested(2);
+        assert_eq!(po.commit_candidate(), Some(2));
         po.commit_acknowledged(2);
         assert_eq!(po.in_flight(), 2, "offsets 2 (pending) and 3 (done) remain");
         assert_eq!(po.committed(), Some(2));
@@ -468,7 +418,7 @@ mod tests {
         assert!(!t.complete(0, g1, 100), "stale completion ignored");
         assert_eq!(t.pending(None), 1);
         assert!(t.complete(0, g2, 100));
-        assert_eq!(t.take_commit_candidates(None, false), vec![(0, 101)]);
+        assert_eq!(t.commit_candidates(None), vec![(0, 101)]);
     }
 
     #[test]
@@ -498,17 +448,8 @@ mod tests {
             let g = t.track(p, 5).unwrap();
             t.complete(p, g, 5);
         }
-        assert_eq!(t.take_commit_candidates(Some(&[1]), false), vec![(1, 6)]);
-        assert_eq!(t.take_commit_candidates(None, false), vec![(0, 6), (2, 6)]);
-        assert_eq!(
-            t.take_commit_candidates(None, false),
-            vec![],
-            "requested already"
-        );
-        assert_eq!(
-            t.take_commit_candidates(None, true),
-            vec![(0, 6), (1, 6), (2, 6)],
-            "unacknowledged: sent again"
-        );
+        assert_eq!(t.commit_candidates(Some(&[1])), vec![(1, 6)]);
+        t.commit_acknowledged(1, 6);
+        assert_eq!(t.commit_candidates(None), vec![(0, 6), (2, 6)]);
     }
 }

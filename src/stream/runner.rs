@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::FutureProducer;
 use tokio::sync::{watch, Semaphore};
@@ -332,10 +332,7 @@ fn consumer_loop(
                 && (last_commit.elapsed() >= processing.commit_interval()
                     || waiting * 2 >= max_in_flight))
         {
-            let positions = tracker.take_commit_candidates(None, false);
-            if !positions.is_empty() {
-                let _ = shared.commit(&consumer, &positions, CommitMode::Async);
-            }
+            let _ = shared.commit(&consumer, &tracker.commit_candidates(None));
             *last_commit = Instant::now();
         }
     };
@@ -408,8 +405,8 @@ fn consumer_loop(
             "drain deadline reached; unfinished articles will be redelivered after restart"
         );
     }
-    let positions = tracker.take_commit_candidates(None, true);
-    let _ = shared.commit(&consumer, &positions, CommitMode::Sync);
+    let positions = tracker.commit_candidates(None);
+    let _ = shared.commit(&consumer, &positions);
     shared.closing.store(true, Ordering::SeqCst);
     let uncommitted = tracker.in_flight();
     drop(consumer); // closes: leaves the group after a final (non-waiting) revoke

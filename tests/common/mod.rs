@@ -1,0 +1,388 @@
+//! Shared pieces of the end-to-end tests: a real broker (librdkafka's mock cluster, or an external broker such
+//! as tansu named by `STANCEWATCH_TEST_BROKERS`), test articles, and a reader of the output topics.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use stancewatch::config::Config;
+use stancewatch::enriched::{EnrichedArticle, EntityStanceRecord};
+use stancewatch::stream::mock::{MockKafka, Publish};
+
+pub const EXAMPLES: &str = include_str!("../../examples/articles.jsonl");
+
+/// Where the tests' Kafka traffic goes. Both variants are real brokers speaking the Kafka protocol.
+pub enum Cluster {
+    Mock(MockKafka),
+    External(String),
+}
+
+/// Topic names of one test, unique per test so that tests can share an external broker.
+#[derive(Clone, Debug)]
+pub struct Topics {
+    pub input: String,
+    pub enriched: String,
+    pub stances: String,
+    pub dlq: String,
+    pub partitions: i32,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    format!("{prefix}-{}-{t}-{n}", std::process::id())
+}
+
+/// Logs to the test output when RUST_LOG is set (e.g. RUST_LOG=stancewatch=debug).
+pub fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+impl Cluster {
+    pub fn mock() -> Self {
+        init_logs();
+        Cluster::Mock(MockKafka::start(1).expect("mock cluster starts"))
+    }
+
+    /// The broker named by STANCEWATCH_TEST_BROKERS, or None (and a printed reason) when it is unset.
+    pub fn external(test: &str) -> Option<Self> {
+        match std::env::var("STANCEWATCH_TEST_BROKERS") {
+            Ok(b) if !b.trim().is_empty() => Some(Cluster::External(b)),
+            _ => {
+                eprintln!("skipping {test}: STANCEWATCH_TEST_BROKERS is unset (set it to a broker such as tansu on 127.0.0.1:9092)");
+                None
+            }
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        match self {
+            Cluster::Mock(m) => m.bootstrap_servers().to_string(),
+            Cluster::External(b) => b.clone(),
+        }
+    }
+
+    pub fn mock_kafka(&self) -> &MockKafka {
+        match self {
+            Cluster::Mock(m) => m,
+            Cluster::External(_) => panic!("this test needs the mock cluster"),
+        }
+    }
+
+    pub async fn topics(&self, partitions: i32) -> Topics {
+        let base = unique("t");
+        let topics = Topics {
+            input: format!("{base}.articles"),
+            enriched: format!("{base}.enriched"),
+            stances: format!("{base}.stances"),
+            dlq: format!("{base}.dlq"),
+            partitions,
+        };
+        let names = [
+            &topics.input,
+            &topics.enriched,
+            &topics.stances,
+            &topics.dlq,
+        ];
+        match self {
+            Cluster::Mock(m) => {
+                for t in names {
+                    m.create_topic(t, partitions).expect("create topic");
+                }
+            }
+            Cluster::External(b) => {
+                let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                    .set("bootstrap.servers", b)
+                    .create()
+                    .expect("admin client");
+                let new: Vec<NewTopic> = names
+                    .iter()
+                    .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+                    .collect();
+                let results = admin
+                    .create_topics(&new, &AdminOptions::new())
+                    .await
+                    .expect("create topics");
+                for r in results {
+                    r.expect("topic created");
+                }
+            }
+        }
+        topics
+    }
+
+    pub fn config(&self, topics: &Topics, group: &str) -> Config {
+        let mut c = Config::defaults();
+        c.kafka.brokers = self.bootstrap();
+        c.kafka.group_id = group.to_string();
+        c.kafka.input_topic = topics.input.clone();
+        c.kafka.enriched_topic = topics.enriched.clone();
+        c.kafka.entity_stances_topic = topics.stances.clone();
+        c.kafka.dlq_topic = topics.dlq.clone();
+        c.kafka.statistics_interval_ms = 500;
+        c.kafka
+            .consumer
+            .insert("session.timeout.ms".into(), "6000".into());
+        c.kafka
+            .consumer
+            .insert("heartbeat.interval.ms".into(), "500".into());
+        c.kafka
+            .producer
+            .insert("message.timeout.ms".into(), "5000".into());
+        c.processing.commit_interval_ms = 50;
+        c.processing.workers = 2;
+        c.processing.rebalance_drain_timeout_ms = 5000;
+        c.processing.shutdown_drain_timeout_ms = 10000;
+        c.http.listen = "127.0.0.1:0".parse().unwrap();
+        c
+    }
+}
+
+/// `n` distinct articles made from the examples (ids made unique), keyed by id, with a traceparent header.
+pub fn articles(n: usize) -> Vec<Publish> {
+    let examples: Vec<serde_json::Value> = EXAMPLES
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (0..n)
+        .map(|i| {
+            let mut v = examples[i % examples.len()].clone();
+            let id = format!("{}-{i}", v["id"].as_str().unwrap());
+            v["id"] = serde_json::Value::String(id.clone());
+            Publish {
+                key: Some(id.clone().into_bytes()),
+                payload: serde_json::to_vec(&v).unwrap(),
+                headers: vec![(
+                    "traceparent".into(),
+                    format!("00-{:032x}-{:016x}-01", i + 1, i + 7).into_bytes(),
+                )],
+            }
+        })
+        .collect()
+}
+
+pub fn id_of(p: &Publish) -> String {
+    String::from_utf8(p.key.clone().unwrap()).unwrap()
+}
+
+/// A record read back from an output topic.
+#[derive(Debug, Clone)]
+pub struct Out {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, Vec<u8>>,
+}
+
+impl Out {
+    pub fn header(&self, k: &str) -> Option<String> {
+        self.headers
+            .get(k)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// Reads all output topics from the beginning, accumulating what it has seen.
+pub struct OutputReader {
+    consumer: BaseConsumer,
+    topics: Topics,
+    pub enriched: Vec<(EnrichedArticle, Out)>,
+    pub stances: Vec<(EntityStanceRecord, Out)>,
+    pub dlq: Vec<Out>,
+}
+
+impl OutputReader {
+    pub fn new(bootstrap: &str, topics: &Topics) -> Self {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", unique("reader"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for t in [&topics.enriched, &topics.stances, &topics.dlq] {
+            for p in 0..topics.partitions {
+                tpl.add_partition_offset(t, p, Offset::Beginning).unwrap();
+            }
+        }
+        consumer.assign(&tpl).unwrap();
+        Self {
+            consumer,
+            topics: topics.clone(),
+            enriched: vec![],
+            stances: vec![],
+            dlq: vec![],
+        }
+    }
+
+    fn poll_once(&mut self, timeout: Duration) -> bool {
+        let Some(m) = self.consumer.poll(timeout) else {
+            return false;
+        };
+        let m = m.expect("reading outputs");
+        let out = Out {
+            topic: m.topic().to_string(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().unwrap_or_default().to_vec(),
+            headers: m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        if out.topic == self.topics.enriched {
+            self.enriched.push((
+                serde_json::from_slice(&out.payload).expect("enriched JSON"),
+                out,
+            ));
+        } else if out.topic == self.topics.stances {
+            self.stances.push((
+                serde_json::from_slice(&out.payload).expect("stance JSON"),
+                out,
+            ));
+        } else {
+            self.dlq.push(out);
+        }
+        true
+    }
+
+    /// Reads until `done(self)` holds; panics with `what` after `timeout`.
+    pub fn until(&mut self, timeout: Duration, what: &str, done: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {} enriched, {} stances, {} dlq",
+                self.enriched.len(),
+                self.stances.len(),
+                self.dlq.len()
+            );
+            self.poll_once(Duration::from_millis(100));
+        }
+    }
+
+    /// Reads whatever else arrives within `quiet`.
+    pub fn drain(&mut self, quiet: Duration) {
+        let deadline = Instant::now() + quiet;
+        while Instant::now() < deadline {
+            self.poll_once(Duration::from_millis(50));
+        }
+    }
+
+    /// Distinct article ids seen, enriched or dead-lettered (DLQ records are keyed by the input key).
+    pub fn accounted_ids(&self) -> std::collections::BTreeSet<String> {
+        self.enriched
+            .iter()
+            .map(|(e, _)| e.id.clone())
+            .chain(self.dlq.iter().filter_map(|o| {
+                o.key
+                    .as_ref()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+            }))
+            .collect()
+    }
+
+    /// Output records of articles seen more than once (at-least-once replays).
+    pub fn duplicate_articles(&self) -> usize {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for (e, _) in &self.enriched {
+            *counts.entry(&e.id).or_default() += 1;
+        }
+        counts.values().map(|c| c - 1).sum()
+    }
+}
+
+/// The group's committed position per input partition (None when nothing was committed).
+pub fn committed(bootstrap: &str, group: &str, topics: &Topics) -> Vec<Option<i64>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..topics.partitions {
+        tpl.add_partition(&topics.input, p);
+    }
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    (0..topics.partitions)
+        .map(
+            |p| match got.find_partition(&topics.input, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => Some(o),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// The end offset (high watermark) of each input partition.
+pub fn end_offsets(bootstrap: &str, topics: &Topics) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("wm"))
+        .create()
+        .unwrap();
+    (0..topics.partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(&topics.input, p, Duration::from_secs(10))
+                .expect("watermarks")
+                .1
+        })
+        .collect()
+}
+
+/// Waits until the group's commits reach the end of every input partition.
+pub fn wait_all_committed(bootstrap: &str, group: &str, topics: &Topics, timeout: Duration) {
+    let ends = end_offsets(bootstrap, topics);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let c = committed(bootstrap, group, topics);
+        let ok = c.iter().zip(&ends).all(|(c, e)| {
+            if *e == 0 {
+                c.is_none_or(|c| c == 0)
+            } else {
+                *c == Some(*e)
+            }
+        });
+        if ok {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "offsets not all committed: committed {c:?}, ends {ends:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits (async) until `cond` holds, polling every 50 ms; panics with `what` after `timeout`.
+pub async fn eventually(timeout: Duration, what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

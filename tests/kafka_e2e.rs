@@ -1,0 +1,560 @@
+//! End-to-end tests of the service against a real Kafka protocol broker: librdkafka's in-process mock cluster,
+//! and (for the happy path and the restart) an external broker such as tansu when STANCEWATCH_TEST_BROKERS is
+//! set. Each test runs the same `Service` as `stancewatch run`.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use stancewatch::article::RejectReason;
+use stancewatch::enriched::Analyze;
+use stancewatch::nlp::{Analysis, Document, Pipeline};
+use stancewatch::stream::mock::{publish_all, Publish};
+use stancewatch::stream::records::{
+    HEADER_ERROR_CLASS, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
+};
+use stancewatch::stream::Service;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// The real pipeline, made slower so that tests can stop the service while work is in flight.
+fn slow_pipeline(delay: Duration) -> Arc<dyn Analyze> {
+    let p = Pipeline::new();
+    Arc::new(move |doc: &Document<'_>| -> Analysis {
+        std::thread::sleep(delay);
+        p.analyze(doc)
+    })
+}
+
+fn block<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+async fn happy_path(cluster: Cluster) {
+    let topics = cluster.topics(4).await;
+    let group = unique("g");
+    let bootstrap = cluster.bootstrap();
+    let service = Service::new(cluster.config(&topics, &group))
+        .start()
+        .await
+        .unwrap();
+    let input = articles(40);
+    publish_all(&bootstrap, &topics.input, &input)
+        .await
+        .unwrap();
+
+    let mut reader = OutputReader::new(&bootstrap, &topics);
+    block(|| reader.until(LONG, "40 enriched articles", |r| r.enriched.len() >= 40));
+    let expected_stances: usize = reader.enriched.iter().map(|(e, _)| e.entities.len()).sum();
+    block(|| {
+        reader.until(LONG, "every entity-stance record", |r| {
+            r.stances.len() >= expected_stances
+        })
+    });
+    block(|| wait_all_committed(&bootstrap, &group, &topics, LONG));
+    block(|| reader.drain(Duration::from_millis(300)));
+
+    assert_eq!(
+        reader.enriched.len(),
+        40,
+        "exactly one enriched record per article"
+    );
+    assert_eq!(reader.stances.len(), expected_stances);
+    assert!(reader.dlq.is_empty());
+    let ids: std::collections::BTreeSet<String> = input.iter().map(id_of).collect();
+    assert_eq!(reader.accounted_ids(), ids);
+    for (e, out) in &reader.enriched {
+        assert_eq!(
+            out.key.as_deref(),
+            Some(e.id.as_bytes()),
+            "enriched records are keyed by article id"
+        );
+        let sent = input.iter().find(|p| id_of(p) == e.id).unwrap();
+        let trace = String::from_utf8(sent.headers[0].1.clone()).unwrap();
+        assert_eq!(
+            out.header("traceparent"),
+            Some(trace),
+            "traceparent carried through"
+        );
+        assert_eq!(e.schema_version, 1);
+    }
+    for (s, out) in &reader.stances {
+        assert_eq!(
+            out.key.as_deref(),
+            Some(s.entity_id.as_bytes()),
+            "stances are keyed by entity id"
+        );
+        assert!(out.header("traceparent").is_some());
+        assert!(reader
+            .enriched
+            .iter()
+            .any(|(e, _)| e.id == s.article_id
+                && e.entities.iter().any(|x| x.entity_id == s.entity_id)));
+    }
+
+    service.shutdown();
+    let summary = service.wait().await.unwrap();
+    assert_eq!(summary.consumed, 40);
+    assert_eq!(summary.enriched, 40);
+    assert_eq!(summary.uncommitted_at_exit, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn happy_path_mock() {
+    happy_path(Cluster::mock()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn happy_path_real_broker() {
+    if let Some(cluster) = Cluster::external("happy_path_real_broker") {
+        happy_path(cluster).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_bad_input_kind_is_dead_lettered_and_good_ones_flow() {
+    let cluster = Cluster::mock();
+    let topics = cluster.topics(2).await;
+    let group = unique("g");
+    let bootstrap = cluster.bootstrap();
+    let mut config = cluster.config(&topics, &group);
+    config.processing.max_article_bytes = 4000;
+    let pipeline = Pipeline::new();
+    let panicky: Arc<dyn Analyze> = Arc::new(move |doc: &Document<'_>| -> Analysis {
+        if doc.body.contains("TRIGGER-NLP-PANIC") {
+            panic!("simulated model failure");
+        }
+        pipeline.analyze(doc)
+    });
+    let service = Service::new(config)
+        .with_analyzer(panicky)
+        .start()
+        .await
+        .unwrap();
+
+    let bad = |key: &str, payload: &[u8]| Publish {
+        key: Some(key.as_bytes().to_vec()),
+        payload: payload.to_vec(),
+        headers: vec![("traceparent".into(), b"00-feed-beef-01".to_vec())],
+    };
+    let cases: Vec<(Publish, RejectReason)> = vec![
+        (
+            bad("bad-json", b"{\"id\": \"x\", \"body\": "),
+            RejectReason::InvalidJson,
+        ),
+        (
+            bad("bad-utf8", b"{\"id\": \"y\", \"body\": \"caf\xe9\"}"),
+            RejectReason::InvalidUtf8,
+        ),
+        (
+            bad("bad-missing-id", b"{\"body\": \"A text.\"}"),
+            RejectReason::MissingField,
+        ),
+        (
+            bad("bad-missing-body", b"{\"id\": \"z\"}"),
+            RejectReason::MissingField,
+        ),
+        (
+            bad("bad-empty-id", b"{\"id\": \"\", \"body\": \"A text.\"}"),
+            RejectReason::EmptyField,
+        ),
+        (
+            bad("bad-empty-body", b"{\"id\": \"e\", \"body\": \"   \"}"),
+            RejectReason::EmptyField,
+        ),
+        (bad("bad-array", b"[1, 2, 3]"), RejectReason::NotAnObject),
+        (
+            bad("bad-type", b"{\"id\": 12, \"body\": \"A text.\"}"),
+            RejectReason::WrongType,
+        ),
+        (
+            bad(
+                "bad-too-large",
+                format!(
+                    "{{\"id\": \"big\", \"body\": \"{}\"}}",
+                    "Word ".repeat(1000)
+                )
+                .as_bytes(),
+            ),
+            RejectReason::TooLarge,
+        ),
+        (
+            bad(
+                "bad-panic",
+                br#"{"id": "p", "body": "Leaders met in Paris. TRIGGER-NLP-PANIC"}"#,
+            ),
+            RejectReason::NlpPanic,
+        ),
+        (bad("bad-tombstone", b""), RejectReason::InvalidJson),
+    ];
+    let good = articles(6);
+    // Interleave: good, bad, good, bad ...
+    let mut all = Vec::new();
+    for (i, (p, _)) in cases.iter().enumerate() {
+        if let Some(g) = good.get(i) {
+            all.push(g.clone());
+        }
+        all.push(p.clone());
+    }
+    publish_all(&bootstrap, &topics.input, &all).await.unwrap();
+
+    let mut reader = OutputReader::new(&bootstrap, &topics);
+    block(|| {
+        reader.until(LONG, "all outputs", |r| {
+            r.enriched.len() >= good.len() && r.dlq.len() >= cases.len()
+        })
+    });
+    block(|| wait_all_committed(&bootstrap, &group, &topics, LONG));
+
+    assert_eq!(reader.enriched.len(), good.len());
+    for (sent, reason) in &cases {
+        let key = sent.key.clone().unwrap();
+        let out = reader
+            .dlq
+            .iter()
+            .find(|o| o.key.as_ref() == Some(&key))
+            .unwrap_or_else(|| panic!("{} missing from the DLQ", String::from_utf8_lossy(&key)));
+        assert_eq!(out.payload, sent.payload, "DLQ keeps the original bytes");
+        assert_eq!(
+            out.header(HEADER_ERROR_CLASS).as_deref(),
+            Some(reason.as_str()),
+            "{}",
+            String::from_utf8_lossy(&key)
+        );
+        assert_eq!(
+            out.header("traceparent").as_deref(),
+            Some("00-feed-beef-01"),
+            "original headers kept"
+        );
+        assert_eq!(out.header(HEADER_SOURCE_TOPIC), Some(topics.input.clone()));
+        assert!(out.header(HEADER_SOURCE_PARTITION).is_some());
+        assert!(out
+            .header(HEADER_SOURCE_OFFSET)
+            .and_then(|o| o.parse::<i64>().ok())
+            .is_some());
+    }
+    let m = &service.metrics;
+    assert_eq!(m.dlq_count(RejectReason::MissingField), 2);
+    assert_eq!(m.dlq_count(RejectReason::NlpPanic), 1);
+    assert_eq!(m.dlq_count(RejectReason::InvalidJson), 2);
+    let text = m.render();
+    assert!(
+        text.contains("stancewatch_dlq_records_total{reason=\"too_large\"} 1"),
+        "{text}"
+    );
+    service.shutdown();
+    let summary = service.wait().await.unwrap();
+    assert_eq!(summary.consumed as usize, all.len());
+    assert_eq!(summary.dead_lettered as usize, cases.len());
+}
+
+/// A crash (no drain, no final commit) after partial progress, then a restart: every article comes out at
+/// least once, and the replayed ones are at most the in-flight limit.
+async fn restart_mid_stream(cluster: Cluster) {
+    let topics = cluster.topics(4).await;
+    let group = unique("g");
+    let bootstrap = cluster.bootstrap();
+    let max_in_flight = 8;
+    let mut config = cluster.config(&topics, &group);
+    config.processing.max_in_flight = max_in_flight;
+    let input = articles(60);
+    publish_all(&bootstrap, &topics.input, &input)
+        .await
+        .unwrap();
+
+    let first = Service::new(config.clone())
+        .with_analyzer(slow_pipeline(Duration::from_millis(25)))
+        .start()
+        .await
+        .unwrap();
+    let mut reader = OutputReader::new(&bootstrap, &topics);
+    block(|| reader.until(LONG, "partial progress", |r| r.enriched.len() >= 20));
+    first.abort();
+    let s1 = first.wait().await.unwrap();
+    assert!(
+        s1.consumed < 60,
+        "the first instance must stop mid-stream (consumed {})",
+        s1.consumed
+    );
+    let progress = committed(&bootstrap, &group, &topics);
+    assert!(
+        progress.iter().flatten().sum::<i64>() > 0,
+        "some progress was committed before the crash"
+    );
+
+    let second = Service::new(config).start().await.unwrap();
+    let ids: std::collections::BTreeSet<String> = input.iter().map(id_of).collect();
+    block(|| {
+        reader.until(LONG, "every article after the restart", |r| {
+            r.accounted_ids().len() >= ids.len()
+        })
+    });
+    block(|| wait_all_committed(&bootstrap, &group, &topics, LONG));
+    block(|| reader.drain(Duration::from_millis(500)));
+    assert_eq!(reader.accounted_ids(), ids, "no article lost");
+    let duplicates = reader.duplicate_articles();
+    eprintln!("restart: {} enriched records for {} articles, {duplicates} duplicates (bound {max_in_flight})", reader.enriched.len(), ids.len());
+    assert!(
+        duplicates <= max_in_flight,
+        "{duplicates} duplicates exceed the in-flight bound {max_in_flight}"
+    );
+    second.shutdown();
+    second.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restart_mid_stream_mock() {
+    restart_mid_stream(Cluster::mock()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restart_mid_stream_real_broker() {
+    if let Some(cluster) = Cluster::external("restart_mid_stream_real_broker") {
+        restart_mid_stream(cluster).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_share_the_partitions_without_loss() {
+    let cluster = Cluster::mock();
+    let topics = cluster.topics(8).await;
+    let group = unique("g");
+    let bootstrap = cluster.bootstrap();
+    let config = cluster.config(&topics, &group);
+    let a = Service::new(config.clone()).start().await.unwrap();
+    let b = Service::new(config.clone()).start().await.unwrap();
+    let (ma, mb) = (a.metrics.clone(), b.metrics.clone());
+    eventually(LONG, "both instances assigned", || {
+        ma.assigned_partitions.get() > 0
+            && mb.assigned_partitions.get() > 0
+            && ma.assigned_partitions.get() + mb.assigned_partitions.get() == 8
+    })
+    .await;
+    assert!(a.health.is_ready() && b.health.is_ready());
+
+    let input = articles(80);
+    publish_all(&bootstrap, &topics.input, &input)
+        .await
+        .unwrap();
+    let mut reader = OutputReader::new(&bootstrap, &topics);
+    block(|| reader.until(LONG, "80 articles", |r| r.accounted_ids().len() >= 80));
+    assert!(
+        ma.messages_consumed.get() > 0 && mb.messages_consumed.get() > 0,
+        "both instances did work"
+    );
+
+    // One leaves: the other takes its partitions over and nothing published afterwards is lost.
+    a.shutdown();
+    a.wait().await.unwrap();
+    eventually(LONG, "the survivor owns every partition", || {
+        mb.assigned_partitions.get() == 8
+    })
+    .await;
+    let more: Vec<Publish> = articles(100).into_iter().skip(80).collect();
+    publish_all(&bootstrap, &topics.input, &more).await.unwrap();
+    block(|| reader.until(LONG, "all 100 articles", |r| r.accounted_ids().len() >= 100));
+    block(|| wait_all_committed(&bootstrap, &group, &topics, LONG));
+    block(|| reader.drain(Duration::from_millis(300)));
+    assert_eq!(
+        reader.duplicate_articles(),
+        0,
+        "a graceful hand-over replays nothing"
+    );
+    b.shutdown();
+    b.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broker_down_then_up_loses_nothing() {
+    let cluster = Cluster::mock();
+    let topics = cluster.topics(4).await;
+    let group = unique("g");
+    let bootstrap = cluster.bootstrap();
+    let service = Service::new(cluster.config(&topics, &group))
+        .with_analyzer(slow_pipeline(Duration::from_millis(40)))
+        .start()
+        .await
+        .unwrap();
+    let m = service.metrics.clone();
+    eventually(LONG, "assignment", || m.assigned_partitions.get() == 4).await;
+    let input = articles(40);
+    publish_all(&bootstrap, &topics.input, &input)
+        .await
+        .unwrap();
+    // Take the only broker down while articles are being processed, for longer than message.timeout.ms (5 s).
+    eventually(LONG, "some progress", || m.messages_consumed.get() >= 5).await;
+    let mock = cluster.mock_kafka();
+    mock.cluster().broker_down(1).unwrap();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    mock.cluster().broker_up(1).unwrap();
+
+    let mut reader = OutputReader::new(&bootstrap, &topics);
+    let ids: std::collections::BTreeSet<String> = input.iter().map(id_of).collect();
+    block(|| {
+        reader.until(
+            Duration::from_secs(90),
+            "every article after recovery",
+            |r| r.accounted_ids().len() >= ids.len(),
+        )
+    });
+    block(|| wait_all_committed(&bootstrap, &group, &topics, LONG));
+    assert_eq!(reader.accounted_ids(), ids);
+    assert!(
+        reader.dlq.is_empty(),
+        "a broker outage is not the article's fault"
+    );
+    service.shutdown();
+    service.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graceful_shutdown_drains_and_commits_everything_it_took() {
+    let cluster = Cluster::mock();
+    let topics = cluster.topics(4).await;
+    let group = unique("g");
+    let bootstrap = cluster.bootstrap();
+    let mut config = cluster.config(&topics, &group);
+    config.processing.max_in_flight = 16;
+    let input = articles(50);
+    publish_all(&bootstrap, &topics.input, &input)
+        .await
+        .unwrap();
+
+    let first = Service::new(config.clone())
+        .with_analyzer(slow_pipeline(Duration::from_millis(30)))
+        .start()
+        .await
+        .unwrap();
+    let m = first.metrics.clone();
+    eventually(LONG, "work in flight", || {
+        m.in_flight.get() >= 4 && m.messages_consumed.get() >= 10
+    })
+    .await;
+    first.shutdown();
+    let s1 = first.wait().await.unwrap();
+    assert!(s1.consumed < 50, "stopped mid-stream");
+    assert_eq!(
+        s1.uncommitted_at_exit, 0,
+        "everything taken was finished and committed"
+    );
+    assert_eq!(s1.enriched, s1.consumed);
+    let c = committed(&bootstrap, &group, &topics);
+    assert_eq!(
+        c.iter().flatten().sum::<i64>() as u64,
+        s1.consumed,
+        "commits match the work done: {c:?}"
+    );
+
+    // The restart replays nothing and finishes the rest.
+    let second = Service::new(config).start().await.unwrap();
+    let mut reader = OutputReader::new(&bootstrap, &topics);
+    block(|| reader.until(LONG, "all 50", |r| r.accounted_ids().len() >= 50));
+    block(|| wait_all_committed(&bootstrap, &group, &topics, LONG));
+    block(|| reader.drain(Duration::from_millis(300)));
+    assert_eq!(reader.duplicate_articles(), 0);
+    second.shutdown();
+    let s2 = second.wait().await.unwrap();
+    assert_eq!(s1.consumed + s2.consumed, 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backpressure_bounds_in_flight_work() {
+    let cluster = Cluster::mock();
+    let topics = cluster.topics(4).await;
+    let group = unique("g");
+    let bootstrap = cluster.bootstrap();
+    let mut config = cluster.config(&topics, &group);
+    config.processing.max_in_flight = 5;
+    let service = Service::new(config)
+        .with_analyzer(slow_pipeline(Duration::from_millis(20)))
+        .start()
+        .await
+        .unwrap();
+    let input = articles(40);
+    publish_all(&bootstrap, &topics.input, &input)
+        .await
+        .unwrap();
+    let m = service.metrics.clone();
+    let peak = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let (p2, m2) = (peak.clone(), m.clone());
+    let sampler = tokio::spawn(async move {
+        loop {
+            p2.fetch_max(m2.in_flight.get(), std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let mut reader = OutputReader::new(&bootstrap, &topics);
+    block(|| reader.until(LONG, "all 40", |r| r.accounted_ids().len() >= 40));
+    sampler.abort();
+    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        peak <= 5,
+        "in-flight peaked at {peak}, above max_in_flight 5"
+    );
+    assert!(peak >= 2, "work did overlap (peak {peak})");
+    assert!(m.render().contains("stancewatch_consumer_paused"));
+    service.shutdown();
+    service.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_and_probes_are_served_over_http() {
+    let cluster = Cluster::mock();
+    let topics = cluster.topics(2).await;
+    let group = unique("g");
+    let bootstrap = cluster.bootstrap();
+    let service = Service::new(cluster.config(&topics, &group))
+        .start()
+        .await
+        .unwrap();
+    let addr = service.http_addr;
+    let get = |path: &'static str| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await.unwrap();
+        buf
+    };
+    assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
+    let m = service.metrics.clone();
+    eventually(LONG, "assignment", || m.assigned_partitions.get() == 2).await;
+    assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
+    publish_all(&bootstrap, &topics.input, &articles(4))
+        .await
+        .unwrap();
+    eventually(LONG, "processing", || m.messages_consumed.get() == 4).await;
+    // Lag comes from librdkafka statistics (every 500 ms here).
+    eventually(LONG, "consumer lag gauge", || {
+        m.render().contains("stancewatch_consumer_lag{")
+    })
+    .await;
+    let body = get("/metrics").await;
+    for name in [
+        "stancewatch_messages_consumed_total 4",
+        "stancewatch_articles_total{outcome=\"enriched\"}",
+        "stancewatch_stage_duration_seconds_bucket{stage=\"nlp\"",
+        "stancewatch_end_to_end_latency_seconds_count",
+        "stancewatch_in_flight_articles",
+        "stancewatch_consumer_lag{partition=",
+        "stancewatch_rebalances_total{kind=\"assign\"} 1",
+        "stancewatch_producer_queue_messages",
+        "stancewatch_build_info{",
+        "stancewatch_entities_total{type=\"PERSON\"}",
+        "stancewatch_stances_total{label=",
+    ] {
+        assert!(body.contains(name), "/metrics lacks {name}:\n{body}");
+    }
+    service.shutdown();
+    service.wait().await.unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "HTTP stops with the service"
+    );
+}
