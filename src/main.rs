@@ -396,63 +396,69 @@ fn watch_outputs(
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let msg = msg?;
-        let payload = msg.payload().unwrap_or_default();
-        match msg.topic() {
-            "articles.enriched" => {
-                let e: EnrichedArticle = serde_json::from_slice(payload)?;
-                counts.enriched += 1;
-                let title: String = e.title.as_deref().unwrap_or("").chars().take(60).collect();
-                println!(
-                    "enriched  {}  [{}] \"{}\"  {} entities",
-                    e.id,
-                    e.language,
-                    title,
-                    e.entities.len()
-                );
-            }
-            "entity-stances" => {
-                let s: EntityStanceRecord = serde_json::from_slice(payload)?;
-                counts.stances += 1;
-                println!(
-                    "  stance  {} → {} ({}, {}): {} {:.2}",
-                    s.article_id,
-                    s.name,
-                    s.entity_type.as_str(),
-                    s.entity_id,
-                    s.label.as_str(),
-                    s.score
-                );
-            }
-            _ => {
-                use rdkafka::message::Headers;
-                let reason = msg
-                    .headers()
-                    .and_then(|h| {
-                        h.iter()
-                            .find(|h| h.key == HEADER_ERROR_CLASS)
-                            .and_then(|h| h.value)
-                    })
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default();
-                counts.dlq += 1;
-                let key = msg
-                    .key()
-                    .map(|k| String::from_utf8_lossy(k).into_owned())
-                    .unwrap_or_default();
-                println!("dlq       {key}: {reason}");
-                counts.dlq_reasons.push(format!("{key}: {reason}"));
-            }
-        }
+        print_event(&msg?, &mut counts)?;
     }
     // Entity-stance records of the last article may trail its enriched record.
     let settle = Instant::now() + Duration::from_millis(500);
     while Instant::now() < settle {
-        if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(100)) {
-            if msg.topic() == "entity-stances" {
-                counts.stances += 1;
-            }
+        if let Some(msg) = consumer.poll(Duration::from_millis(100)) {
+            print_event(&msg?, &mut counts)?;
         }
     }
     Ok(counts)
+}
+
+/// Prints one output record as a line a person can read, and counts it.
+fn print_event(
+    msg: &rdkafka::message::BorrowedMessage<'_>,
+    counts: &mut OutputCounts,
+) -> Result<()> {
+    let payload = msg.payload().unwrap_or_default();
+    match msg.topic() {
+        "articles.enriched" => {
+            let e: EnrichedArticle = serde_json::from_slice(payload)?;
+            counts.enriched += 1;
+            let title: String = e.title.as_deref().unwrap_or("").chars().take(60).collect();
+            println!(
+                "enriched  {}  [{}] \"{}\"  {} entities",
+                e.id,
+                e.language,
+                title,
+                e.entities.len()
+            );
+        }
+        "entity-stances" => {
+            let s: EntityStanceRecord = serde_json::from_slice(payload)?;
+            counts.stances += 1;
+            println!(
+                "  stance  {} → {} ({}, {}): {} {:.2}",
+                s.article_id,
+                s.name,
+                s.entity_type.as_str(),
+                s.entity_id,
+                s.label.as_str(),
+                s.score
+            );
+        }
+        _ => {
+            use rdkafka::message::Headers;
+            let reason = msg
+                .headers()
+                .and_then(|h| {
+                    h.iter()
+                        .find(|h| h.key == HEADER_ERROR_CLASS)
+                        .and_then(|h| h.value)
+                })
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            counts.dlq += 1;
+            let key = msg
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .unwrap_or_default();
+            println!("dlq       {key}: {reason}");
+            counts.dlq_reasons.push(format!("{key}: {reason}"));
+        }
+    }
+    Ok(())
 }

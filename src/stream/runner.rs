@@ -32,7 +32,7 @@ use tracing::{debug, error, info, warn};
 use super::context::{ConsumerCtx, ProducerCtx, Shared};
 use super::offsets::OffsetTracker;
 use super::records::{dlq_record, enriched_records, output_rejected, InputRecord, OutputTopics};
-use super::sink::{deliver_all, Backoff, DeliveryError, OutRecord};
+use super::sink::{deliver_all, Backoff, DeliveryError, Origin, OutRecord};
 use crate::article::{Article, Limits, Rejection};
 use crate::config::Config;
 use crate::enriched::{enrich, Analyze, EnrichedArticle};
@@ -504,7 +504,7 @@ async fn process(ctx: Arc<TaskCtx>, input: Arc<InputRecord>, generation: u64) {
     let produce_started = Instant::now();
     let outcome = match result {
         Ok(enriched) => match enriched_records(&input, &enriched, &ctx.topics) {
-            Ok(records) => match deliver(&ctx, &records, &still_ours).await {
+            Ok(records) => match deliver(&ctx, &input, &records, &still_ours).await {
                 Ok(()) => {
                     shared.metrics.record_entities(&enriched.entities);
                     Ok(())
@@ -528,7 +528,7 @@ async fn process(ctx: Arc<TaskCtx>, input: Arc<InputRecord>, generation: u64) {
                 "article rejected; sending it to the dead-letter topic"
             );
             let record = dlq_record(&input, &rejection, &ctx.topics);
-            match deliver(&ctx, std::slice::from_ref(&record), &still_ours).await {
+            match deliver(&ctx, &input, std::slice::from_ref(&record), &still_ours).await {
                 Ok(()) => {
                     shared.metrics.dead_lettered(rejection.reason);
                     Some(Outcome::DeadLettered)
@@ -555,12 +555,19 @@ async fn process(ctx: Arc<TaskCtx>, input: Arc<InputRecord>, generation: u64) {
 
 async fn deliver(
     ctx: &TaskCtx,
+    input: &InputRecord,
     records: &[OutRecord],
     still_ours: &impl Fn() -> bool,
 ) -> Result<(), DeliveryError> {
+    let origin = Origin {
+        topic: &input.topic,
+        partition: input.partition,
+        offset: input.offset,
+    };
     deliver_all(
         &ctx.producer,
         records,
+        origin,
         ctx.backoff,
         &ctx.shared.metrics,
         still_ours,

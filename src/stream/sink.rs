@@ -72,10 +72,19 @@ fn is_permanent(e: &KafkaError) -> bool {
     )
 }
 
+/// Where the records being delivered came from, for logs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// Produces every record and waits for all acknowledgements; retries what failed while `still_wanted()`.
 pub(crate) async fn deliver_all(
     producer: &FutureProducer<ProducerCtx>,
     records: &[OutRecord],
+    origin: Origin<'_>,
     backoff: Backoff,
     metrics: &Metrics,
     still_wanted: impl Fn() -> bool,
@@ -119,8 +128,11 @@ pub(crate) async fn deliver_all(
         }
         metrics.produce_retries.inc();
         warn!(
+            topic = origin.topic,
+            partition = origin.partition,
+            offset = origin.offset,
             records = failed.len(),
-            topic = %failed[0].topic,
+            output_topic = %failed[0].topic,
             error = ?last_error,
             retry_in_ms = delay.as_millis() as u64,
             "producing outputs failed; retrying"

@@ -1,0 +1,168 @@
+//! The `stancewatch` binary as a user runs it: `process` (the offline mode) and configuration errors of `run`.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use stancewatch::enriched::EnrichedArticle;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stancewatch");
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/articles.jsonl");
+const SAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/samples/karabakh-opinion.json"
+);
+
+fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn enriched_lines(out: &Output) -> Vec<EnrichedArticle> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is an enriched record"))
+        .collect()
+}
+
+#[test]
+fn process_enriches_every_example_in_order() {
+    let out = Command::new(BIN)
+        .args(["process", EXAMPLES])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = enriched_lines(&out);
+    let inputs: Vec<serde_json::Value> = std::fs::read_to_string(EXAMPLES)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        inputs.len() >= 12,
+        "examples/ holds a dozen or more articles"
+    );
+    assert_eq!(records.len(), inputs.len());
+    for (r, i) in records.iter().zip(&inputs) {
+        assert_eq!(r.id, i["id"].as_str().unwrap());
+        assert!(!r.entities.is_empty(), "{} has entities", r.id);
+        let body = i["body"].as_str().unwrap();
+        for m in r.entities.iter().flat_map(|e| &e.mentions) {
+            if m.field == stancewatch::nlp::Field::Body {
+                let slice: String = body.chars().skip(m.start).take(m.end - m.start).collect();
+                assert_eq!(
+                    slice, m.text,
+                    "{}: offsets are code points into the body",
+                    r.id
+                );
+            }
+        }
+    }
+    let french = records
+        .iter()
+        .find(|r| r.declared_language.as_deref() == Some("fr"))
+        .expect("a French example");
+    assert_eq!(french.language, "fr");
+    assert!(
+        french
+            .warnings
+            .contains(&"unsupported_language".to_string()),
+        "non-English is flagged"
+    );
+}
+
+#[test]
+fn bad_lines_are_reported_with_their_number_and_the_rest_still_processed() {
+    let input = concat!(
+        "{\"id\":\"a\",\"body\":\"President Emmanuel Macron spoke in Paris.\"}\n",
+        "{\"id\":\"b\",\"body\":\n",
+        "\n",
+        "{\"id\":\"c\"}\n",
+        "{\"id\":\"d\",\"body\":\"Chancellor Friedrich Merz visited Warsaw.\"}\n",
+    );
+    let out = run_with_stdin(&["process", "-"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(2), "exit status says a line failed");
+    let ids: Vec<String> = enriched_lines(&out).into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["a", "d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2: invalid_json"), "{stderr}");
+    assert!(stderr.contains("line 4: missing_field"), "{stderr}");
+}
+
+#[test]
+fn a_single_pretty_printed_object_is_accepted() {
+    let pretty = "{\n  \"id\": \"x1\",\n  \"title\": \"Summit\",\n  \"body\": \"NATO leaders met in Brussels.\"\n}\n";
+    let out = run_with_stdin(&["process"], pretty.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = enriched_lines(&out);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].id, "x1");
+}
+
+#[test]
+fn the_seed_article_yields_the_required_entities() {
+    if !std::path::Path::new(SAMPLE).exists() {
+        eprintln!("skipping: {SAMPLE} not found (../shared is not beside the checkout)");
+        return;
+    }
+    let out = Command::new(BIN)
+        .args(["process", SAMPLE])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let records = enriched_lines(&out);
+    let names: Vec<(&str, &str)> = records[0]
+        .entities
+        .iter()
+        .map(|e| (e.name.as_str(), e.entity_type.as_str()))
+        .collect();
+    for (needle, ty) in [
+        ("Putin", "PERSON"),
+        ("Pashinyan", "PERSON"),
+        ("Erdo", "PERSON"),
+        ("Russia", "LOCATION"),
+        ("Turkey", "LOCATION"),
+        ("Azerbaijan", "LOCATION"),
+        ("Armenia", "LOCATION"),
+    ] {
+        assert!(
+            names.iter().any(|(n, t)| n.contains(needle) && *t == ty),
+            "{needle} ({ty}) missing from {names:?}"
+        );
+    }
+}
+
+#[test]
+fn run_refuses_a_bad_configuration_and_names_the_key() {
+    let out = Command::new(BIN)
+        .args(["run"])
+        .env("STANCEWATCH__PROCESSING__MAX_IN_FLIGHTS", "3")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("processing.max_in_flights"), "{stderr}");
+
+    let out = Command::new(BIN)
+        .args(["run", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"));
+}
