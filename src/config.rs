@@ -82,6 +82,7 @@ pub enum NlpMode {
 #[serde(deny_unknown_fields)]
 pub struct NlpConfig {
     pub mode: NlpMode,
+    pub knowledge_base_files: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -132,6 +132,31 @@ impl<F: Fn(&Document<'_>) -> Analysis + Send + Sync> Analyze for F {
     }
 }
 
+/// The pipeline with the user's knowledge-base files added (`nlp.knowledge_base_files`). This is the one place
+/// that reads them, for the service and the offline commands alike.
+pub fn load_pipeline(knowledge_base_files: &[std::path::PathBuf]) -> Result<Pipeline, LoadError> {
+    let mut extensions = Vec::with_capacity(knowledge_base_files.len());
+    for path in knowledge_base_files {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        extensions.push((path.display().to_string(), text));
+    }
+    Ok(Pipeline::with_knowledge_base_extensions(&extensions)?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read knowledge base file {}: {source}; fix the path in nlp.knowledge_base_files", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Extension(#[from] crate::nlp::ExtensionError),
+}
+
 /// Runs the analysis of one article, turning a panic inside it into a [`RejectReason::NlpPanic`] rejection so
 /// that one pathological article cannot take the service down.
 pub fn enrich(analyzer: &dyn Analyze, article: Article) -> Result<EnrichedArticle, Rejection> {
@@ -190,6 +215,65 @@ mod tests {
     fn enrich(json: &str) -> EnrichedArticle {
         let article = Article::parse(json.as_bytes(), Limits::default()).unwrap();
         super::enrich(&Pipeline::new(), article).unwrap()
+    }
+
+    #[test]
+    fn knowledge_base_files_add_entities_and_aliases() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        use std::io::Write;
+        writeln!(f, "# the desk's own watchlist").unwrap();
+        writeln!(
+            f,
+            r#"{{"name":"Harbour Energy Cooperative","type":"ORG","aliases":["HEC"]}}"#
+        )
+        .unwrap();
+        writeln!(
+            f,
+            r#"{{"id":"Q7747","name":"Vladimir Putin","type":"PERSON","aliases":["VVP"]}}"#
+        )
+        .unwrap();
+        let pipeline = load_pipeline(&[f.path().to_path_buf()]).unwrap();
+        let json =
+            r#"{"id":"w","body":"HEC signed a deal. Later, VVP spoke to reporters in Moscow."}"#;
+        let e = super::enrich(
+            &pipeline,
+            Article::parse(json.as_bytes(), Limits::default()).unwrap(),
+        )
+        .unwrap();
+        let hec = e
+            .entities
+            .iter()
+            .find(|x| x.name == "Harbour Energy Cooperative")
+            .expect("watchlist entity found");
+        assert_eq!(hec.entity_type, EntityType::Org);
+        assert_eq!(hec.entity_id, "sw:harbour-energy-cooperative");
+        let putin = e
+            .entities
+            .iter()
+            .find(|x| x.entity_id == "Q7747")
+            .expect("alias added to a known entity");
+        assert!(
+            putin.mentions.iter().any(|m| m.text == "VVP"),
+            "{:?}",
+            putin.mentions
+        );
+
+        let mut bad = tempfile::NamedTempFile::new().unwrap();
+        writeln!(bad, r#"{{"name":"Ok","type":"ORG"}}"#).unwrap();
+        writeln!(bad, r#"{{"name":"Broken","type":"PLANET"}}"#).unwrap();
+        let msg = load_pipeline(&[bad.path().to_path_buf()])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            msg.contains("line 2") && msg.contains(&bad.path().display().to_string()),
+            "{msg}"
+        );
+        let msg = load_pipeline(&["/nonexistent/watch.jsonl".into()])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(msg.contains("nlp.knowledge_base_files"), "{msg}");
     }
 
     #[test]

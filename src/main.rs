@@ -15,7 +15,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use stancewatch::article::{Article, Limits};
 use stancewatch::config::{Config, LogFormat};
-use stancewatch::enriched::{enrich, EnrichedArticle, EntityStanceRecord};
+use stancewatch::enriched::{enrich, load_pipeline, EnrichedArticle, EntityStanceRecord};
 use stancewatch::nlp::Pipeline;
 use stancewatch::stream::mock::{publish_all, MockKafka, Publish};
 use stancewatch::stream::records::HEADER_ERROR_CLASS;
@@ -54,6 +54,9 @@ enum Command {
         /// Largest accepted body, in bytes.
         #[arg(long, default_value_t = 1 << 20)]
         max_article_bytes: usize,
+        /// A knowledge-base file of your own entities (JSON Lines, kb/ format); repeatable.
+        #[arg(long = "kb", value_name = "FILE")]
+        knowledge_base_files: Vec<PathBuf>,
     },
     /// Start an in-process mock Kafka cluster, publish the example articles, run the service against it and
     /// print the events it emits.
@@ -74,14 +77,13 @@ fn main() -> ExitCode {
         Command::Process {
             input,
             max_article_bytes,
+            knowledge_base_files,
         } => {
             init_logging(cli.log_format.unwrap_or(LogFormat::Human), "warn");
-            process(
-                input.as_deref(),
-                Limits {
-                    max_body_bytes: max_article_bytes,
-                },
-            )
+            let limits = Limits {
+                max_body_bytes: max_article_bytes,
+            };
+            process(input.as_deref(), limits, &knowledge_base_files)
         }
         Command::Demo { serve, listen } => {
             init_logging(
@@ -181,7 +183,12 @@ async fn stop_on_signal(service: RunningService) -> Result<stancewatch::stream::
 }
 
 /// Offline mode: one output line per input line, in order; bad lines are reported and skipped.
-fn process(input: Option<&Path>, limits: Limits) -> Result<ExitCode> {
+fn process(
+    input: Option<&Path>,
+    limits: Limits,
+    knowledge_base_files: &[PathBuf],
+) -> Result<ExitCode> {
+    let pipeline = load_pipeline(knowledge_base_files)?;
     let reader: Box<dyn Read> = match input {
         None => Box::new(std::io::stdin().lock()),
         Some(p) if p == Path::new("-") => Box::new(std::io::stdin().lock()),
@@ -196,7 +203,6 @@ fn process(input: Option<&Path>, limits: Limits) -> Result<ExitCode> {
     BufReader::new(reader)
         .read_to_string(&mut text)
         .context("reading the input (it must be UTF-8 JSON)")?;
-    let pipeline = Pipeline::new();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = 0usize;

@@ -166,3 +166,39 @@ fn run_refuses_a_bad_configuration_and_names_the_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"));
 }
+
+#[test]
+fn process_takes_a_watchlist_of_the_users_own_entities() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = dir.path().join("watchlist.jsonl");
+    std::fs::write(
+        &kb,
+        "{\"name\":\"Harbour Energy Cooperative\",\"type\":\"ORG\",\"aliases\":[\"HEC\"]}\n",
+    )
+    .unwrap();
+    let article =
+        "{\"id\":\"w1\",\"body\":\"Shares of HEC fell after the merger talks collapsed.\"}\n";
+    let out = run_with_stdin(
+        &["process", "--kb", kb.to_str().unwrap()],
+        article.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = enriched_lines(&out);
+    let hec = records[0]
+        .entities
+        .iter()
+        .find(|e| e.name == "Harbour Energy Cooperative")
+        .expect("watchlist entity");
+    assert_eq!(hec.mentions[0].text, "HEC");
+
+    let out = run_with_stdin(
+        &["process", "--kb", "/nonexistent/w.jsonl"],
+        article.as_bytes(),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/w.jsonl"));
+}

@@ -168,6 +168,14 @@ pub struct Evidence {
     pub text: String,
 }
 
+/// A knowledge-base extension that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("knowledge base extension {name}, {source}; each line must be a JSON object in the kb/ format (see kb/README.md)")]
+pub struct ExtensionError {
+    pub name: String,
+    pub source: kb::KbError,
+}
+
 /// The whole analysis, built once (knowledge base and lexicon parsed at construction) and shared read-only
 /// between worker threads.
 pub struct Pipeline {
@@ -182,6 +190,25 @@ impl Pipeline {
             kb: kb::KnowledgeBase::embedded(),
             lexicon: lexicon::Lexicon::embedded(),
         }
+    }
+
+    /// A pipeline whose knowledge base is the embedded one extended by `extensions`: (name, JSON Lines text)
+    /// pairs in the `kb/` format, typically a media-monitoring watchlist of the user's own entities and
+    /// aliases. A record with a known id adds aliases to that entity. The error names the extension and line.
+    pub fn with_knowledge_base_extensions(
+        extensions: &[(String, String)],
+    ) -> Result<Self, ExtensionError> {
+        let mut pipeline = Self::new();
+        for (name, text) in extensions {
+            pipeline
+                .kb
+                .extend_jsonl(text)
+                .map_err(|source| ExtensionError {
+                    name: name.clone(),
+                    source,
+                })?;
+        }
+        Ok(pipeline)
     }
 
     /// Version of the analysis, recorded in every output so replays by a newer model can be told apart.

@@ -35,10 +35,9 @@ use super::records::{dlq_record, enriched_records, output_rejected, InputRecord,
 use super::sink::{deliver_all, Backoff, DeliveryError, Origin, OutRecord};
 use crate::article::{Article, Limits, Rejection};
 use crate::config::Config;
-use crate::enriched::{enrich, Analyze, EnrichedArticle};
+use crate::enriched::{enrich, load_pipeline, Analyze, EnrichedArticle};
 use crate::http::{self, Health};
 use crate::metrics::{Metrics, Outcome, Stage};
-use crate::nlp::Pipeline;
 
 /// How long one `poll` may block; bounds how quickly the loop notices shutdown and due commits.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -64,6 +63,8 @@ pub enum StreamError {
     ProducerFatal(String),
     #[error("the consumer thread panicked; uncommitted work will be redelivered on restart")]
     ConsumerPanicked,
+    #[error(transparent)]
+    Pipeline(#[from] crate::enriched::LoadError),
 }
 
 /// Counts reported when the service stops.
@@ -80,7 +81,8 @@ pub struct RunSummary {
 /// A configured service, not yet started.
 pub struct Service {
     config: Config,
-    analyzer: Arc<dyn Analyze>,
+    /// None: the pipeline the configuration describes, built at start-up.
+    analyzer: Option<Arc<dyn Analyze>>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
 }
@@ -90,7 +92,7 @@ impl Service {
         let metrics = Arc::new(Metrics::new(&config.metrics.watchlist));
         Self {
             config,
-            analyzer: Arc::new(Pipeline::new()),
+            analyzer: None,
             metrics,
             health: Arc::new(Health::default()),
         }
@@ -98,7 +100,7 @@ impl Service {
 
     /// Replaces the NLP pipeline (tests use this to inject failures).
     pub fn with_analyzer(mut self, analyzer: Arc<dyn Analyze>) -> Self {
-        self.analyzer = analyzer;
+        self.analyzer = Some(analyzer);
         self
     }
 
@@ -115,6 +117,10 @@ impl Service {
             metrics,
             health,
         } = self;
+        let analyzer: Arc<dyn Analyze> = match analyzer {
+            Some(a) => a,
+            None => Arc::new(load_pipeline(&config.nlp.knowledge_base_files)?),
+        };
         let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
         let http_stop = async move {
             let _ = http_stop_rx.wait_for(|stop| *stop).await;
