@@ -274,7 +274,16 @@ fn env_provider(
         if keys.iter().any(String::is_empty) {
             continue;
         }
-        insert_path(&mut root, &keys, env_value(&value));
+        // librdkafka properties are strings to librdkafka: a password like "00123" must arrive verbatim.
+        let passthrough = keys.len() > 2
+            && keys[0] == "kafka"
+            && (keys[1] == "consumer" || keys[1] == "producer");
+        let value = if passthrough {
+            toml::Value::String(value)
+        } else {
+            env_value(&value)
+        };
+        insert_path(&mut root, &keys, value);
     }
     figment::providers::Serialized::defaults(root)
 }
@@ -427,6 +436,25 @@ mod tests {
         // The file's table merges with the defaults' rather than replacing it.
         assert_eq!(c.kafka.consumer["auto.offset.reset"], "earliest");
         assert_eq!(c.metrics.watchlist, vec!["Q159", "Putin"]);
+    }
+
+    #[test]
+    fn librdkafka_values_from_the_environment_stay_verbatim() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("STANCEWATCH__KAFKA__PRODUCER__SASL.PASSWORD", "00123"),
+                ("STANCEWATCH__KAFKA__CONSUMER__SASL.PASSWORD", "[1, 2]"),
+                (
+                    "STANCEWATCH__KAFKA__CONSUMER__ENABLE.PARTITION.EOF",
+                    "false",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.producer["sasl.password"], "00123");
+        assert_eq!(c.kafka.consumer["sasl.password"], "[1, 2]");
+        assert_eq!(c.kafka.consumer["enable.partition.eof"], "false");
     }
 
     #[test]

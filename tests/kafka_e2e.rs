@@ -11,7 +11,7 @@ use common::*;
 use stancewatch::article::RejectReason;
 use stancewatch::enriched::Analyze;
 use stancewatch::nlp::{Analysis, Document, Pipeline};
-use stancewatch::stream::mock::{publish_all, Publish};
+use stancewatch::stream::mock::Publish;
 use stancewatch::stream::records::{
     HEADER_ERROR_CLASS, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
@@ -41,9 +41,7 @@ async fn happy_path(cluster: Cluster) {
         .await
         .unwrap();
     let input = articles(40);
-    publish_all(&bootstrap, &topics.input, &input)
-        .await
-        .unwrap();
+    cluster.publish(&topics, &input).await;
 
     let mut reader = OutputReader::new(&bootstrap, &topics);
     block(|| reader.until(LONG, "40 enriched articles", |r| r.enriched.len() >= 40));
@@ -198,7 +196,7 @@ async fn every_bad_input_kind_is_dead_lettered_and_good_ones_flow() {
         }
         all.push(p.clone());
     }
-    publish_all(&bootstrap, &topics.input, &all).await.unwrap();
+    cluster.publish(&topics, &all).await;
 
     let mut reader = OutputReader::new(&bootstrap, &topics);
     block(|| {
@@ -260,9 +258,7 @@ async fn restart_mid_stream(cluster: Cluster) {
     let mut config = cluster.config(&topics, &group);
     config.processing.max_in_flight = max_in_flight;
     let input = articles(60);
-    publish_all(&bootstrap, &topics.input, &input)
-        .await
-        .unwrap();
+    cluster.publish(&topics, &input).await;
 
     let first = Service::new(config.clone())
         .with_analyzer(slow_pipeline(Duration::from_millis(25)))
@@ -335,9 +331,7 @@ async fn two_instances_share_the_partitions_without_loss() {
     assert!(a.health.is_ready() && b.health.is_ready());
 
     let input = articles(80);
-    publish_all(&bootstrap, &topics.input, &input)
-        .await
-        .unwrap();
+    cluster.publish(&topics, &input).await;
     let mut reader = OutputReader::new(&bootstrap, &topics);
     block(|| reader.until(LONG, "80 articles", |r| r.accounted_ids().len() >= 80));
     assert!(
@@ -353,7 +347,7 @@ async fn two_instances_share_the_partitions_without_loss() {
     })
     .await;
     let more: Vec<Publish> = articles(100).into_iter().skip(80).collect();
-    publish_all(&bootstrap, &topics.input, &more).await.unwrap();
+    cluster.publish(&topics, &more).await;
     block(|| reader.until(LONG, "all 100 articles", |r| r.accounted_ids().len() >= 100));
     block(|| wait_all_committed(&bootstrap, &group, &topics, LONG));
     block(|| reader.drain(Duration::from_millis(300)));
@@ -380,9 +374,7 @@ async fn broker_down_then_up_loses_nothing() {
     let m = service.metrics.clone();
     eventually(LONG, "assignment", || m.assigned_partitions.get() == 4).await;
     let input = articles(40);
-    publish_all(&bootstrap, &topics.input, &input)
-        .await
-        .unwrap();
+    cluster.publish(&topics, &input).await;
     // Take the only broker down while articles are being processed, for longer than message.timeout.ms (5 s).
     eventually(LONG, "some progress", || m.messages_consumed.get() >= 5).await;
     let mock = cluster.mock_kafka();
@@ -418,9 +410,7 @@ async fn graceful_shutdown_drains_and_commits_everything_it_took() {
     let mut config = cluster.config(&topics, &group);
     config.processing.max_in_flight = 16;
     let input = articles(50);
-    publish_all(&bootstrap, &topics.input, &input)
-        .await
-        .unwrap();
+    cluster.publish(&topics, &input).await;
 
     let first = Service::new(config.clone())
         .with_analyzer(slow_pipeline(Duration::from_millis(30)))
@@ -473,9 +463,7 @@ async fn backpressure_bounds_in_flight_work() {
         .await
         .unwrap();
     let input = articles(40);
-    publish_all(&bootstrap, &topics.input, &input)
-        .await
-        .unwrap();
+    cluster.publish(&topics, &input).await;
     let m = service.metrics.clone();
     let peak = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let (p2, m2) = (peak.clone(), m.clone());
@@ -504,7 +492,6 @@ async fn metrics_and_probes_are_served_over_http() {
     let cluster = Cluster::mock();
     let topics = cluster.topics(2).await;
     let group = unique("g");
-    let bootstrap = cluster.bootstrap();
     let service = Service::new(cluster.config(&topics, &group))
         .start()
         .await
@@ -526,9 +513,7 @@ async fn metrics_and_probes_are_served_over_http() {
     let m = service.metrics.clone();
     eventually(LONG, "assignment", || m.assigned_partitions.get() == 2).await;
     assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
-    publish_all(&bootstrap, &topics.input, &articles(4))
-        .await
-        .unwrap();
+    cluster.publish(&topics, &articles(4)).await;
     eventually(LONG, "processing", || m.messages_consumed.get() == 4).await;
     // Lag comes from librdkafka statistics (every 500 ms here).
     eventually(LONG, "consumer lag gauge", || {

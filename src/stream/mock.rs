@@ -75,13 +75,32 @@ pub struct Publish {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
-/// Produces `records` to `topic` and waits until all are acknowledged.
-pub async fn publish_all(bootstrap: &str, topic: &str, records: &[Publish]) -> KafkaResult<()> {
-    let producer: FutureProducer = ClientConfig::new()
+/// Produces `records` to `topic` and waits until all are acknowledged; returns each record's (partition,
+/// offset) in order.
+pub async fn publish_all(
+    bootstrap: &str,
+    topic: &str,
+    records: &[Publish],
+) -> KafkaResult<Vec<(i32, i64)>> {
+    publish_all_with(bootstrap, topic, records, &[]).await
+}
+
+/// As [`publish_all`], with extra producer properties (e.g. `batch.num.messages`).
+pub async fn publish_all_with(
+    bootstrap: &str,
+    topic: &str,
+    records: &[Publish],
+    properties: &[(&str, &str)],
+) -> KafkaResult<Vec<(i32, i64)>> {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()?;
+        .set("linger.ms", "5");
+    for (k, v) in properties {
+        config.set(*k, *v);
+    }
+    let producer: FutureProducer = config.create()?;
     let sends = records.iter().map(|r| {
         let headers = r.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
             h.insert(Header {
@@ -95,9 +114,11 @@ pub async fn publish_all(bootstrap: &str, topic: &str, records: &[Publish]) -> K
         }
         producer.send(fr, Timeout::After(Duration::from_secs(30)))
     });
+    let mut positions = Vec::with_capacity(records.len());
     for result in futures::future::join_all(sends).await {
-        result.map_err(|(e, _)| e)?;
+        let delivery = result.map_err(|(e, _)| e)?;
+        positions.push((delivery.partition, delivery.offset));
     }
     producer.flush(Duration::from_secs(10))?;
-    Ok(())
+    Ok(positions)
 }
