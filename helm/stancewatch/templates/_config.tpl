@@ -40,6 +40,7 @@ retry_backoff_max_ms = {{ required "config.processing.retry_backoff_max_ms is re
 
 [nlp]
 mode = {{ required "config.nlp.mode is required" $c.nlp.mode | toJson }}
+knowledge_base_files = {{ $c.nlp.knowledge_base_files | default list | toJson }}
 
 [metrics]
 watchlist = {{ $c.metrics.watchlist | default list | toJson }}
