@@ -98,7 +98,10 @@ fn listed(list: &str, word: &str) -> bool {
 /// ("Pro-Russian", "1996-08-22") and the dot of initials and title abbreviations ("J.", "Dr.") where the
 /// article tokeniser splits them. Returns each unit's range of view
 /// tokens and its text.
-fn units<'v>(view: &'v TextView<'_>) -> (Vec<Range<usize>>, Vec<Cow<'v, str>>, Vec<Range<usize>>) {
+/// Each unit's range of view tokens, its text, and the sentences as unit ranges.
+type Units<'v> = (Vec<Range<usize>>, Vec<Cow<'v, str>>, Vec<Range<usize>>);
+
+fn units<'v>(view: &'v TextView<'_>) -> Units<'v> {
     let tokens = view.tokens();
     let mut ranges: Vec<Range<usize>> = Vec::with_capacity(tokens.len());
     let mut sentences = Vec::with_capacity(view.sentences().len());

@@ -276,7 +276,7 @@ impl BaseFeatures {
 pub(crate) struct Stacked {
     labels: Vec<u8>,
     /// Per token: how often pass one typed the same capitalised word elsewhere as O, PER, ORG, LOC, MISC.
-    agg: Vec<[u16; 5]>,
+    agg: Vec<[u32; 5]>,
 }
 
 fn class(l: u8) -> usize {
@@ -285,10 +285,11 @@ fn class(l: u8) -> usize {
 
 impl Stacked {
     pub fn new(base: &BaseFeatures, first: &[u8]) -> Self {
-        let mut counts: IdMap<[u16; 5]> = IdMap::default();
+        let mut counts: IdMap<[u32; 5]> = IdMap::default();
         for (t, &l) in base.toks.iter().zip(first) {
             if t.capitalised {
-                counts.entry(t.l).or_default()[class(l)] += 1;
+                let c = &mut counts.entry(t.l).or_default()[class(l)];
+                *c = c.saturating_add(1);
             }
         }
         let agg = base
@@ -300,7 +301,7 @@ impl Stacked {
                     return [0; 5];
                 }
                 let mut c = counts.get(&t.l).copied().unwrap_or_default();
-                c[class(l)] -= 1;
+                c[class(l)] = c[class(l)].saturating_sub(1);
                 c
             })
             .collect();
@@ -405,8 +406,8 @@ pub(crate) fn extract(
             push(fh2(51, lab(ii - 1), own));
             push(fh2(52, own, lab(ii + 1)));
             let agg = &st.agg[i];
-            let ents: u16 = agg[1..].iter().sum();
-            if ents + agg[0] > 0 {
+            let ents: u32 = agg[1..].iter().fold(0u32, |a, &b| a.saturating_add(b));
+            if ents.saturating_add(agg[0]) > 0 {
                 for (c, &n) in agg.iter().enumerate().skip(1) {
                     if n > 0 {
                         push(fh(54, c as u64));

@@ -477,6 +477,29 @@ fn check_sentences(sentences: &[Range<usize>], n: usize) -> bool {
 mod tests {
     use super::*;
 
+    /// The acceptance bar of the committed model on CoNLL-2003 dev (eng.testa), when the data is present.
+    #[test]
+    fn committed_model_scores_on_testa() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/data/conll2003/eng.testa"
+        );
+        let Ok(text) = std::fs::read_to_string(path) else {
+            eprintln!("skipping: {path} not readable (see ../shared/data/README.md)");
+            return;
+        };
+        let kb = crate::nlp::kb::KnowledgeBase::embedded();
+        let tagger = Tagger::embedded(&kb).unwrap();
+        let mut scores = conll::Scores::default();
+        for doc in conll::parse(&text).unwrap() {
+            scores.add(&doc.gold, &tagger.tag(&doc.input));
+        }
+        let f1 = scores.overall.f1();
+        eprintln!("testa F1 {f1:.2}");
+        assert_eq!(scores.overall.gold, 5942);
+        assert!(f1 >= 91.0, "testa F1 {f1:.2} < 91.0");
+    }
+
     #[test]
     fn bilou_round_trip_and_constraints() {
         let spans = vec![
