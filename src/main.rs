@@ -58,6 +58,16 @@ enum Command {
         #[arg(long = "kb", value_name = "FILE")]
         knowledge_base_files: Vec<PathBuf>,
     },
+    /// Train a model (`train ner`: the entity recogniser, on CoNLL-2003 files).
+    Train {
+        #[command(subcommand)]
+        what: TrainWhat,
+    },
+    /// Measure a model on labelled data (`eval ner`: entity-level P/R/F1 and speed on a CoNLL file).
+    Eval {
+        #[command(subcommand)]
+        what: EvalWhat,
+    },
     /// Start an in-process mock Kafka cluster, publish the example articles, run the service against it and
     /// print the events it emits.
     Demo {
@@ -67,6 +77,47 @@ enum Command {
         /// Address for /metrics, /healthz and /readyz.
         #[arg(long, default_value = "127.0.0.1:9898")]
         listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrainWhat {
+    /// Train the entity recogniser (two-pass averaged perceptron) and write it, compressed, to --out.
+    Ner {
+        /// CoNLL-2003 training file (e.g. ../shared/data/conll2003/eng.train).
+        #[arg(long)]
+        train: PathBuf,
+        /// CoNLL-2003 development file used to pick the epoch of each pass (e.g. eng.testa).
+        #[arg(long)]
+        dev: PathBuf,
+        /// Where to write the model; commit it as models/ner.bin to embed it in the binary.
+        #[arg(long, default_value = "models/ner.bin")]
+        out: PathBuf,
+        /// Epochs per pass (the best on --dev is kept).
+        #[arg(long, default_value_t = 12)]
+        epochs: usize,
+        /// log2 of the hashed weight-table rows (memory: 2^bits x 17 x 4 bytes per pass).
+        #[arg(long, default_value_t = 19)]
+        bits: u8,
+        /// Cross-validation folds for the first-pass predictions the second pass learns from.
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalWhat {
+    /// Entity-level exact-match precision, recall and F1 (conlleval semantics) and tokens per second.
+    Ner {
+        /// CoNLL-2003 file with gold IOB1 tags in the last column.
+        #[arg(long)]
+        conll: PathBuf,
+        /// A model file instead of the embedded one.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// End with one JSON line: f1, precision, recall, per_type, tokens_per_sec, ...
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -85,6 +136,20 @@ fn main() -> ExitCode {
             };
             process(input.as_deref(), limits, &knowledge_base_files)
         }
+        Command::Train {
+            what:
+                TrainWhat::Ner {
+                    train,
+                    dev,
+                    out,
+                    epochs,
+                    bits,
+                    folds,
+                },
+        } => train_ner(&train, &dev, &out, epochs, bits, folds),
+        Command::Eval {
+            what: EvalWhat::Ner { conll, model, json },
+        } => eval_ner(&conll, model.as_deref(), json),
         Command::Demo { serve, listen } => {
             init_logging(
                 cli.log_format.unwrap_or(LogFormat::Human),
@@ -255,6 +320,204 @@ fn process(
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn read_conll(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read {}; give a CoNLL-2003 file such as ../shared/data/conll2003/eng.train",
+            path.display()
+        )
+    })
+}
+
+fn train_ner(
+    train: &Path,
+    dev: &Path,
+    out: &Path,
+    epochs: usize,
+    bits: u8,
+    folds: usize,
+) -> Result<ExitCode> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use stancewatch::nlp::{kb::KnowledgeBase, ner};
+    use std::io::IsTerminal;
+
+    if !(10..=24).contains(&bits) {
+        bail!("--bits {bits} is out of range; use 10 to 24 (19 is the default)");
+    }
+    if folds < 2 {
+        bail!("--folds must be at least 2");
+    }
+    let train_text = read_conll(train)?;
+    let dev_text = read_conll(dev)?;
+    let train_docs =
+        ner::conll::parse(&train_text).with_context(|| format!("parsing {}", train.display()))?;
+    let dev_docs =
+        ner::conll::parse(&dev_text).with_context(|| format!("parsing {}", dev.display()))?;
+    let opts = ner::train::TrainOptions {
+        epochs,
+        bits,
+        folds,
+        ..Default::default()
+    };
+    let command = format!(
+        "stancewatch train ner --train {} --dev {} --out {} --epochs {epochs} --bits {bits} --folds {folds}",
+        train.display(),
+        dev.display(),
+        out.display()
+    );
+    let terminal = std::io::stderr().is_terminal();
+    let mut bar: Option<ProgressBar> = None;
+    let started = Instant::now();
+    let mut progress = |p: ner::train::Progress| match p {
+        ner::train::Progress::Stage { name, total } => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+            if terminal {
+                let b = ProgressBar::new(total);
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{msg:>18} [{bar:40}] {pos}/{len} sentences ({eta} left)",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                b.set_message(name);
+                bar = Some(b);
+            }
+        }
+        ner::train::Progress::Advance(n) => {
+            if let Some(b) = &bar {
+                b.inc(n);
+            }
+        }
+        ner::train::Progress::Message(m) => match &bar {
+            Some(b) => b.println(&m),
+            None => eprintln!("{m}"),
+        },
+    };
+    let kb = KnowledgeBase::embedded();
+    let gazetteer = ner::Gazetteer::from_kb(&kb);
+    let (mut model, report) = ner::train::train(
+        &train_docs,
+        &dev_docs,
+        &gazetteer,
+        &opts,
+        String::new(),
+        &mut progress,
+    )?;
+    if let Some(b) = bar.take() {
+        b.finish_and_clear();
+    }
+    let elapsed = started.elapsed();
+    model.provenance = format!(
+        "{command}: dev F1 {:.2} (pass 1 {:.2}, epochs {} / {}), trained in {:.0} s",
+        report.dev.overall.f1(),
+        report.pass1_dev.overall.f1(),
+        report.pass1_epoch,
+        report.pass2_epoch,
+        elapsed.as_secs_f64()
+    );
+    let bytes = model.to_bytes()?;
+    std::fs::write(out, &bytes).with_context(|| {
+        format!(
+            "cannot write {}; check that its directory exists and is writable",
+            out.display()
+        )
+    })?;
+    eprintln!(
+        "{}\nwrote {} ({:.1} MB)",
+        model.provenance,
+        out.display(),
+        bytes.len() as f64 / 1e6
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_ner(conll: &Path, model: Option<&Path>, json: bool) -> Result<ExitCode> {
+    use stancewatch::nlp::{kb::KnowledgeBase, ner};
+
+    let text = read_conll(conll)?;
+    let docs = ner::conll::parse(&text).with_context(|| format!("parsing {}", conll.display()))?;
+    let kb = KnowledgeBase::embedded();
+    let tagger = match model {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read model {}", path.display()))?;
+            ner::NerModel::from_bytes(&bytes)?.into_tagger(ner::Gazetteer::from_kb(&kb))?
+        }
+        None => ner::Tagger::embedded(&kb)?,
+    };
+    let tokens: usize = docs.iter().map(|d| d.input.len()).sum();
+    let started = Instant::now();
+    let predicted: Vec<Vec<ner::NerSpan>> = docs.iter().map(|d| tagger.tag(&d.input)).collect();
+    let secs = started.elapsed().as_secs_f64();
+    let mut scores = ner::conll::Scores::default();
+    for (d, p) in docs.iter().zip(&predicted) {
+        scores.add(&d.gold, p);
+    }
+    let tokens_per_sec = tokens as f64 / secs.max(1e-9);
+    let o = scores.overall;
+    println!(
+        "{}: {} documents, {tokens} tokens, {} gold entities, {} predicted",
+        conll.display(),
+        docs.len(),
+        o.gold,
+        o.predicted
+    );
+    println!("model: {}", tagger.provenance);
+    println!(
+        "{:<8} {:>9} {:>9} {:>9} {:>7} {:>7}",
+        "type", "precision", "recall", "F1", "gold", "pred"
+    );
+    for (ty, c) in
+        std::iter::once(("overall", &o)).chain(scores.per_type.iter().map(|(t, c)| (*t, c)))
+    {
+        println!(
+            "{ty:<8} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>7}",
+            c.precision(),
+            c.recall(),
+            c.f1(),
+            c.gold,
+            c.predicted
+        );
+    }
+    println!("speed: {tokens_per_sec:.0} tokens/s on one thread ({secs:.2} s)");
+    if json {
+        let per_type: serde_json::Map<String, serde_json::Value> = scores
+            .per_type
+            .iter()
+            .map(|(t, c)| {
+                (
+                    t.to_string(),
+                    serde_json::json!({
+                        "precision": round2(c.precision()), "recall": round2(c.recall()), "f1": round2(c.f1()),
+                        "gold": c.gold, "predicted": c.predicted, "correct": c.correct,
+                    }),
+                )
+            })
+            .collect();
+        let line = serde_json::json!({
+            "file": conll.display().to_string(),
+            "f1": round2(o.f1()),
+            "precision": round2(o.precision()),
+            "recall": round2(o.recall()),
+            "per_type": per_type,
+            "gold": o.gold,
+            "predicted": o.predicted,
+            "correct": o.correct,
+            "tokens": tokens,
+            "tokens_per_sec": tokens_per_sec.round(),
+        });
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 const DEMO_TOPICS: [(&str, i32); 4] = [

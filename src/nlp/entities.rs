@@ -1,179 +1,91 @@
-//! Entity recognition and within-article merging for the baseline.
+//! Entity recognition and within-article merging.
 //!
-//! Candidates come from two sources: knowledge-base phrases (names, aliases, demonyms standing for their
-//! country) and runs of capitalised tokens typed by surface rules — titles before a name, organisation words,
-//! acronyms, "X said". Mentions are then merged into entities: same knowledge-base entry, same surface, a
+//! Spans and their types come from the trained tagger ([`super::ner`]); the knowledge base then links them
+//! to ids and adds the known phrases the tagger left out, so a watched name is never lost to one bad guess.
+//! A country's demonym stands for the state ("Russian leader", "Turkish world") unless a people noun follows
+//! ("Armenian community"), which makes it a GROUP, as are the knowledge base's peoples and the adjectives of its
+//! groups ("Kurdish"). Mentions are then merged into entities: same knowledge-base entry, same surface, a
 //! surname standing for a full name seen in the same article, an acronym for its expansion. Stance is left as a
 //! neutral placeholder for [`super::stance`] to fill in.
-//!
-//! The rules are deliberately plain: they are the floor a trained model has to beat, and every decision they
-//! make can be explained by pointing at a word list below.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 
-use super::kb::{derive_id, KnowledgeBase, PhraseTrie};
+use super::kb::{derive_id, KnowledgeBase, MatchKind, PhraseTrie};
+use super::ner::{NerType, Tagger, TaggerInput};
 use super::text::{TextView, Token};
 use super::{Entity, EntityType, Field, Mention, Stance, StanceLabel};
-
-/// Lowercase words that may sit inside a name between capitalised words ("Bank of England", "Charles de
-/// Gaulle", "Osama bin Laden"). "and" and "for" are left out: "Turkey and Azerbaijan" is two entities.
-const CONNECTORS: &str = "\
-    of de del della di da do dos das du des la le van von der den ter al el bin ibn bint ben abu y e \
-    st zu";
-
-/// Words in front of a name that say it is a person; they are not part of the mention. Compared lowercased,
-/// without the abbreviation's dot.
-const TITLE_HEADS: &str = "\
-    president minister chancellor premier secretary secretary-general spokesman spokeswoman \
-    spokesperson leader king queen prince princess pope sheikh emir sultan ayatollah imam senator \
-    sen governor gov mayor judge ambassador envoy mr mrs ms miss dr prof professor sir dame lord \
-    lady gen lt col colonel capt captain sgt sergeant admiral adm commander marshal rep \
-    representative congressman congresswoman chairman chairwoman ceo director speaker attorney \
-    president-elect rabbi patriarch archbishop bishop cardinal";
-
-/// Words that only make a title together with a head ("Prime Minister", "Foreign Minister", "Vice
-/// President"); alone they are ordinary words ("Foreign Policy").
-const TITLE_MODIFIERS: &str = "\
-    prime foreign defence defense interior finance economy trade health justice deputy vice acting \
-    former first crown grand supreme chief senior state general army opposition party executive new \
-    late then";
-
-/// Lowercase role nouns right before a capitalised name ("Armenian leader Pashinyan").
-const ROLE_NOUNS: &str = "\
-    leader president minister chancellor premier spokesman spokeswoman spokesperson secretary \
-    secretary-general senator governor mayor ambassador envoy chairman chairwoman ceo dictator king \
-    queen prince princess pope commander judge lawmaker mp candidate activist journalist general \
-    colonel captain cleric strongman counterpart founder chief head official diplomat economist \
-    analyst";
-
-/// Capitalised words that make the name around them an organisation.
-const ORG_WORDS: &str = "\
-    inc corp corporation ltd llc plc co company companies bank party ministry agency council union \
-    group organization organisation association front army forces force navy committee commission \
-    institute university college academy news times post journal tribune herald gazette press \
-    network television radio foundation fund federation alliance league movement brigade brigades \
-    court parliament assembly congress senate government administration department office bureau \
-    service services authority police guard corps coalition church club airlines airways industries \
-    holdings systems technologies motors media cabinet secretariat board trust society center centre";
-
-/// Lowercase nouns right after a capitalised name that make it an organisation ("the Asala organization").
-const ORG_NOUNS_AFTER: &str = "\
-    organization organisation group party movement militia company agency ministry government \
-    network faction newspaper channel bank firm coalition";
-
-/// Speech verbs of the "X said" pattern that make an unknown short name a person.
-const SPEECH_VERBS: &str = "\
-    said says told added";
-
-/// Words capitalised only because they start a sentence. A sentence-initial word is also taken as common
-/// when it occurs in lowercase elsewhere in the article, which catches what this list misses.
-const COMMON_STARTERS: &str = "\
-    a an the this that these those it its it's he she they we i you his her their our my your in on \
-    at for from by with as to of into about after before during since until under over between \
-    against among through but and or so yet if when while whereas where why how what who whom whose \
-    which because although though however meanwhile also yes no not there here all both each every \
-    some many most more much such other another one two three several few any apart despite \
-    according likewise indeed instead thus therefore moreover furthermore still even just only now \
-    then today yesterday tomorrow tonight last next first second third finally later earlier once \
-    again everything nothing something anything someone everyone anyone nobody none let please do \
-    does did is are was were be been has have had will would can could should may might must shall \
-    said says asked given unlike like whether either neither nor perhaps maybe besides otherwise \
-    hence whatever whoever wherever whenever above below behind beyond inside outside within without \
-    upon onto toward towards amid amidst via per than too very well oh ah okay ok hello dear thanks \
-    thank sure certainly clearly obviously unfortunately fortunately recently currently previously \
-    initially eventually ultimately actually basically especially particularly generally usually \
-    often sometimes always never already soon almost nearly about around new old former many few \
-    more less least best worst good bad big small great high low long short young early late full \
-    whole same different important possible impossible true false real official officials people \
-    police experts analysts critics sources reports residents witnesses authorities according \
-    regarding including following speaking asked writing reporting why";
-
-/// Month and weekday names: capitalised, but dates are not entities in the output contract.
-const CALENDAR: &str = "\
-    january february march april may june july august september october november december monday \
-    tuesday wednesday thursday friday saturday sunday";
 
 /// All-caps tokens that are not organisation acronyms.
 const NOT_ACRONYMS: &str = "\
     I II III IV V VI VII VIII IX X XI XII XX OK TV AM PM AD BC CEO CFO PHD AKA FAQ GMT UTC USD EUR \
     GDP PS NB";
 
-/// Abbreviations whose dot stays inside a name ("Dr. Jane Doe", "St. Petersburg"); case-sensitive.
+/// Lowercase nouns after a demonym that make it a people rather than its state ("Armenian community").
+const PEOPLE_NOUNS: &str = "\
+    people peoples community communities population populations diaspora minority minorities majority \
+    descent origin ancestry nationals expatriates expats refugees migrants immigrants emigres civilians \
+    families family villagers tribes tribe clans ethnic";
+
+/// Abbreviations whose dot wire copy keeps on the token ("Dr.", "St."); case-sensitive.
 const NAME_ABBREVIATIONS: &str =
-    "Mr Mrs Ms Dr Prof Gen Sen Gov Rep Lt Col Capt Sgt Adm St Mt Ft Jr Sr";
+    "Mr Mrs Ms Dr Prof Gen Sen Gov Rep Lt Col Capt Sgt Maj Adm Brig Rev St Mt Ft Jr Sr Inc Corp Ltd Co";
+
+/// Lowercase nouns right after a name that make it an organisation ("the Asala organization").
+const ORG_NOUNS_AFTER: &str = "\
+    organization organisation group party movement militia company agency ministry government \
+    network faction newspaper channel bank firm coalition";
 
 /// A recognised span before merging.
 #[derive(Debug, Clone)]
 struct Candidate {
     tokens: Range<usize>,
     kb: Option<usize>,
-    /// Type suggested by surface cues; `None` means no evidence (MISC unless merged with something typed).
+    /// The type the tagger (or the knowledge base) gives the span.
     cue: Option<EntityType>,
-    /// One capitalised word at the start of a sentence, with nothing else saying it is a name.
-    initial_lone: bool,
     /// Title re-matching already knows which body group this is.
     group: Option<usize>,
 }
 
-/// The rule word lists above as sets. Built once, with the knowledge base that carries them, because building
-/// them per article would cost more than recognising the entities of a typical article.
-#[derive(Debug, Clone)]
-pub(crate) struct CueWords {
-    common: HashSet<&'static str>,
-    connectors: HashSet<&'static str>,
-    title_heads: HashSet<&'static str>,
-    title_modifiers: HashSet<&'static str>,
-    role_nouns: HashSet<&'static str>,
-    org_words: HashSet<&'static str>,
-    org_nouns_after: HashSet<&'static str>,
+/// The tagger plus what linking needs beyond the knowledge base's own matcher.
+pub struct Recogniser {
+    tagger: Tagger,
+    /// Lowercase first word of a group's "X people" / "X community" style alias → that group ("kurdish").
+    group_adjectives: HashMap<String, usize>,
 }
 
-impl Default for CueWords {
-    fn default() -> Self {
-        let set = |words: &'static str| words.split_whitespace().collect::<HashSet<_>>();
-        CueWords {
-            common: set(COMMON_STARTERS),
-            connectors: set(CONNECTORS),
-            title_heads: set(TITLE_HEADS),
-            title_modifiers: set(TITLE_MODIFIERS),
-            role_nouns: set(ROLE_NOUNS),
-            org_words: set(ORG_WORDS),
-            org_nouns_after: set(ORG_NOUNS_AFTER),
-        }
+impl std::fmt::Debug for Recogniser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recogniser")
+            .field("tagger", &self.tagger)
+            .finish_non_exhaustive()
     }
 }
 
-/// The cue words plus what this article writes in lowercase, which the sentence-initial test consults.
-struct Vocabulary<'t> {
-    lowercase: HashSet<&'t str>,
-    cues: &'t CueWords,
-}
-
-impl<'t> Vocabulary<'t> {
-    fn new(cues: &'t CueWords, views: &[&'t TextView<'_>]) -> Self {
-        let mut lowercase = HashSet::new();
-        for view in views {
-            for t in view.tokens() {
-                if t.is_word() && !t.is_capitalised() {
-                    lowercase.insert(t.lower.as_str());
-                }
+impl Recogniser {
+    pub fn new(kb: &KnowledgeBase, tagger: Tagger) -> Self {
+        let mut group_adjectives = HashMap::new();
+        for (keys, entity, _) in kb.phrases() {
+            if kb.entity(entity).entity_type != EntityType::Group || keys.len() != 2 {
+                continue;
+            }
+            let tail = keys[1].to_lowercase();
+            if listed(PEOPLE_NOUNS, &tail)
+                || matches!(tail.as_str(), "muslims" | "christians" | "islam")
+            {
+                group_adjectives.insert(keys[0].to_lowercase(), entity);
             }
         }
-        Vocabulary { lowercase, cues }
+        Recogniser {
+            tagger,
+            group_adjectives,
+        }
     }
 
-    /// The sentence-initial token is an ordinary word, not a name.
-    fn is_common_start(&self, tokens: &[Token], i: usize) -> bool {
-        let t = &tokens[i];
-        let lower = t.lower.as_str();
-        let next_capitalised = tokens
-            .get(i + 1)
-            .is_some_and(|n| n.is_capitalised() && n.is_word());
-        self.cues.common.contains(lower)
-            || self.lowercase.contains(lower)
-            || (lower.ends_with("ly") && lower.chars().count() >= 6 && !next_capitalised)
+    pub fn tagger(&self) -> &Tagger {
+        &self.tagger
     }
 }
 
@@ -182,178 +94,105 @@ fn listed(list: &str, word: &str) -> bool {
     list.split_whitespace().any(|w| w == word)
 }
 
-fn title_key(t: &Token) -> &str {
-    t.lower.trim_end_matches('.')
-}
+/// The tagger's tokens for a view: wire-service tokenisation, which keeps hyphenated words whole
+/// ("Pro-Russian", "1996-08-22") and the dot of initials and title abbreviations ("J.", "Dr.") where the
+/// article tokeniser splits them. Returns each unit's range of view
+/// tokens and its text.
+/// Each unit's range of view tokens, its text, and the sentences as unit ranges.
+type Units<'v> = (Vec<Range<usize>>, Vec<Cow<'v, str>>, Vec<Range<usize>>);
 
-fn is_glued_hyphen(tokens: &[Token], i: usize) -> bool {
-    tokens[i].norm == "-"
-        && !tokens[i].space_before
-        && tokens.get(i + 1).is_some_and(|n| !n.space_before)
-}
-
-/// A dot glued to an initial or title abbreviation ("J.", "Dr.") inside a name.
-fn is_glued_abbreviation_dot(tokens: &[Token], i: usize) -> bool {
-    if tokens[i].norm != "." || tokens[i].space_before || i == 0 {
-        return false;
-    }
-    let prev = &tokens[i - 1].norm;
-    let mut chars = prev.chars();
-    let initial = matches!((chars.next(), chars.next()), (Some(c), None) if c.is_uppercase());
-    initial || listed(NAME_ABBREVIATIONS, prev)
-}
-
-fn is_name_word(t: &Token) -> bool {
-    t.is_word() && t.is_capitalised()
-}
-
-/// End (exclusive) of the capitalised run starting at `start`, bridging connectors, glued hyphens and
-/// abbreviation dots when a capitalised word follows them.
-fn run_end(vocab: &Vocabulary<'_>, tokens: &[Token], start: usize) -> usize {
-    let sentence = tokens[start].sentence;
-    let mut end = start + 1;
-    loop {
-        let mut k = end;
-        while k < tokens.len()
-            && k - end < 3
-            && tokens[k].sentence == sentence
-            && !tokens[k].newline_before
-        {
-            let t = &tokens[k];
-            let bridge = vocab.cues.connectors.contains(t.norm.as_str())
-                || (t.norm == "the" && tokens[k - 1].norm == "of")
-                || t.norm == "&"
-                || is_glued_hyphen(tokens, k)
-                || is_glued_abbreviation_dot(tokens, k);
-            if !bridge {
-                break;
-            }
-            k += 1;
-        }
-        let continues = k < tokens.len()
-            && tokens[k].sentence == sentence
-            && !tokens[k].newline_before
-            && is_name_word(&tokens[k]);
-        if !continues {
-            return end;
-        }
-        end = k + 1;
-    }
-}
-
-fn is_bridge_token(vocab: &Vocabulary<'_>, tokens: &[Token], i: usize) -> bool {
-    let t = &tokens[i];
-    !t.is_word() || vocab.cues.connectors.contains(t.norm.as_str()) || t.norm == "the"
-}
-
-/// Token range of a leading title ("Prime Minister", "Dr.", "Secretary-General") at `start`, if any.
-fn title_at(vocab: &Vocabulary<'_>, tokens: &[Token], start: usize, end: usize) -> Option<usize> {
-    let mut k = start;
-    while k < end
-        && (vocab.cues.title_modifiers.contains(title_key(&tokens[k]))
-            || is_glued_hyphen(tokens, k))
-    {
-        k += 1;
-    }
-    if k >= end || !vocab.cues.title_heads.contains(title_key(&tokens[k])) {
-        return None;
-    }
-    k += 1;
-    // "Secretary-General", "Attorney General", "Dr." : the rest of the title.
-    while k < end
-        && (is_glued_hyphen(tokens, k)
-            || is_glued_abbreviation_dot(tokens, k)
-            || matches!(title_key(&tokens[k]), "general" | "elect"))
-    {
-        k += 1;
-    }
-    Some(k)
-}
-
-/// Types and trims one stretch of a capitalised run that no knowledge-base phrase covers.
-fn piece(vocab: &Vocabulary<'_>, view: &TextView<'_>, range: Range<usize>) -> Option<Candidate> {
+fn units<'v>(view: &'v TextView<'_>) -> Units<'v> {
     let tokens = view.tokens();
-    let (mut s, mut e) = (range.start, range.end);
-    if view.is_sentence_initial(s) && vocab.is_common_start(tokens, s) {
-        s += 1;
-    }
-    while s < e && is_bridge_token(vocab, tokens, s) {
-        s += 1;
-    }
-    let mut titled = false;
-    while s < e {
-        let Some(after) = title_at(vocab, tokens, s, e) else {
-            break;
-        };
-        s = after;
-        titled = true;
-        while s < e && is_bridge_token(vocab, tokens, s) {
-            s += 1;
+    let mut ranges: Vec<Range<usize>> = Vec::with_capacity(tokens.len());
+    let mut sentences = Vec::with_capacity(view.sentences().len());
+    for s in view.sentences() {
+        let first = ranges.len();
+        let mut i = s.tokens.start;
+        while i < s.tokens.end {
+            let mut end = i + 1;
+            while end + 1 < s.tokens.end
+                && tokens[end].norm == "-"
+                && !tokens[end].space_before
+                && !tokens[end + 1].space_before
+                && tokens[end - 1].is_word()
+                && tokens[end + 1].is_word()
+            {
+                end += 2;
+            }
+            let t = &tokens[end - 1];
+            let initial = {
+                let mut c = t.norm.chars();
+                matches!((c.next(), c.next()), (Some(c), None) if c.is_uppercase())
+            };
+            if end < s.tokens.end
+                && tokens[end].norm == "."
+                && !tokens[end].space_before
+                && (initial || listed(NAME_ABBREVIATIONS, &t.norm))
+            {
+                end += 1;
+            }
+            ranges.push(i..end);
+            i = end;
         }
+        sentences.push(first..ranges.len());
     }
-    while e > s && is_bridge_token(vocab, tokens, e - 1) {
-        e -= 1;
-    }
-    if s >= e {
-        return None;
-    }
-    let single = e - s == 1;
-    let first = &tokens[s];
-    if single
-        && (listed(CALENDAR, first.lower.as_str()) || listed(NOT_ACRONYMS, first.norm.as_str()))
-    {
-        return None;
-    }
-    let prev_word = tokens[..s]
+    let texts = ranges
         .iter()
-        .rposition(|t| t.norm != "-")
-        .filter(|&p| tokens[p].sentence == first.sentence);
-    let role_before = !titled
-        && prev_word.is_some_and(|p| {
-            !tokens[p].is_capitalised() && vocab.cues.role_nouns.contains(tokens[p].lower.as_str())
-        });
-    let org_word = tokens[s..e]
-        .iter()
-        .any(|t| t.is_capitalised() && vocab.cues.org_words.contains(title_key(t)));
-    let org_after = tokens.get(e).is_some_and(|t| {
-        t.sentence == first.sentence && vocab.cues.org_nouns_after.contains(t.norm.as_str())
-    });
-    let words = tokens[s..e].iter().filter(|t| t.is_word()).count();
-    let said = words <= 3 && speech_follows(tokens, e, first.sentence);
-    let acronym = single && is_acronym(first);
-    let cue = if org_word || org_after {
-        Some(EntityType::Org)
-    } else if titled || role_before || said {
-        Some(EntityType::Person)
-    } else if acronym {
-        Some(EntityType::Org)
-    } else {
-        None
-    };
-    let initial_lone = single && cue.is_none() && view.is_sentence_initial(s);
-    Some(Candidate {
-        tokens: s..e,
-        kb: None,
-        cue,
-        initial_lone,
-        group: None,
-    })
+        .map(|r| {
+            if r.len() == 1 {
+                Cow::Borrowed(tokens[r.start].norm.as_str())
+            } else {
+                Cow::Owned(tokens[r.clone()].iter().map(|t| t.norm.as_str()).collect())
+            }
+        })
+        .collect();
+    (ranges, texts, sentences)
 }
 
-/// "X said", also with one adverb between ("X also said", "X later told").
-fn speech_follows(tokens: &[Token], at: usize, sentence: usize) -> bool {
-    let is_verb = |i: usize| {
-        tokens
-            .get(i)
-            .is_some_and(|t| t.sentence == sentence && listed(SPEECH_VERBS, t.lower.as_str()))
+fn entity_type(t: NerType) -> EntityType {
+    match t {
+        NerType::Per => EntityType::Person,
+        NerType::Org => EntityType::Org,
+        NerType::Loc => EntityType::Location,
+        NerType::Misc => EntityType::Misc,
+    }
+}
+
+/// Tags the views as one document (title first, so the body's evidence types the headline's names and the
+/// reverse) and returns each view's spans as view-token ranges.
+fn tag_views(tagger: &Tagger, views: &[&TextView<'_>]) -> Vec<Vec<(Range<usize>, EntityType)>> {
+    let mut all_ranges = Vec::new();
+    let mut texts = Vec::new();
+    let mut sentences = Vec::new();
+    let mut bounds = Vec::new();
+    for view in views {
+        let (r, t, s) = units(view);
+        let offset = texts.len();
+        bounds.push((offset, offset + t.len(), all_ranges.len()));
+        sentences.extend(s.into_iter().map(|s| s.start + offset..s.end + offset));
+        all_ranges.push(r);
+        texts.extend(t);
+    }
+    let Some(input) = TaggerInput::new(texts, sentences) else {
+        return vec![Vec::new(); views.len()];
     };
-    let adverb = tokens.get(at).is_some_and(|t| {
-        t.sentence == sentence
-            && (t.lower == "also"
-                || t.lower == "later"
-                || (t.lower.ends_with("ly") && !t.is_capitalised()))
-    });
-    is_verb(at) || (adverb && is_verb(at + 1))
+    let spans = tagger.tag(&input);
+    bounds
+        .iter()
+        .map(|&(from, to, v)| {
+            let r = &all_ranges[v];
+            spans
+                .iter()
+                .filter(|s| s.start >= from && s.end <= to)
+                .map(|s| {
+                    (
+                        r[s.start - from].start..r[s.end - 1 - from].end,
+                        entity_type(s.ty),
+                    )
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Two to six capitals, dots allowed ("PKK", "U.N."), and not a roman numeral or the like.
@@ -362,115 +201,124 @@ fn is_acronym(t: &Token) -> bool {
     t.is_all_caps() && (2..=6).contains(&letters) && !listed(NOT_ACRONYMS, t.norm.as_str())
 }
 
-/// Candidates of one field: knowledge-base phrases plus typed capitalised spans, in text order.
-fn detect(kb: &KnowledgeBase, vocab: &Vocabulary<'_>, view: &TextView<'_>) -> Vec<Candidate> {
+/// Candidates of one field: the tagger's spans, linked to the knowledge base where they name a known entity,
+/// plus the known phrases no span touches, in text order.
+fn detect(
+    kb: &KnowledgeBase,
+    rec: &Recogniser,
+    view: &TextView<'_>,
+    spans: &[(Range<usize>, EntityType)],
+) -> Vec<Candidate> {
     let tokens = view.tokens();
     let matches = kb.find_all(view);
-    let mut covered: Vec<Option<usize>> = vec![None; tokens.len()];
-    for (mi, m) in matches.iter().enumerate() {
-        for t in m.tokens.clone() {
-            covered[t] = Some(mi);
-        }
-    }
-    let mut keep_match = vec![true; matches.len()];
+    let mut touched = vec![false; tokens.len()];
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < tokens.len() {
-        if !is_name_word(&tokens[i]) {
-            i += 1;
-            continue;
-        }
-        let end = run_end(vocab, tokens, i);
-        let mut start = i;
-        i = end;
-        // The sentence-initial common word is dropped before anything else, so that "The Russian Foreign
-        // Ministry" is judged on "Russian Foreign Ministry".
-        if covered[start].is_none()
-            && view.is_sentence_initial(start)
-            && vocab.is_common_start(tokens, start)
-        {
-            start += 1;
-            while start < end && is_bridge_token(vocab, tokens, start) {
-                start += 1;
-            }
-        }
-        if start >= end {
-            continue;
-        }
-        let inside: Vec<usize> = {
-            let mut v: Vec<usize> = covered[start..end].iter().flatten().copied().collect();
-            v.dedup();
-            v
+    for (range, ty) in adjust_spans(kb, rec, view, spans) {
+        let (range, ty) = (&range, &ty);
+        let mut c = Candidate {
+            tokens: range.clone(),
+            kb: None,
+            cue: Some(*ty),
+            group: None,
         };
-        let leftovers = uncovered_pieces(&covered, start..end);
-        // "Russian Foreign Ministry", "New York Times": a place inside an organisation's name is part of
-        // the name, not a mention of the place.
-        let places_only = inside.iter().all(|&mi| {
-            let m = &matches[mi];
-            m.tokens.start >= start
-                && m.tokens.end <= end
-                && matches!(
-                    kb.entity(m.entity).entity_type,
-                    EntityType::Location | EntityType::Group
-                )
+        let keys: Vec<String> = tokens[range.clone()]
+            .iter()
+            .map(|t| t.key.clone())
+            .collect();
+        // A known people phrase that contains the span ("Armenian people" around "Armenian").
+        let people = matches.iter().find(|m| {
+            m.tokens.start <= range.start
+                && m.tokens.end >= range.end
+                && kb.entity(m.entity).entity_type == EntityType::Group
         });
-        let org_in_leftover = leftovers.iter().any(|r| {
-            tokens[r.clone()]
-                .iter()
-                .any(|t| t.is_capitalised() && vocab.cues.org_words.contains(title_key(t)))
-        });
-        if !inside.is_empty() && places_only && org_in_leftover {
-            if let Some(mut c) = piece(vocab, view, start..end) {
-                if c.cue == Some(EntityType::Org) {
-                    for &mi in &inside {
-                        keep_match[mi] = false;
-                    }
-                    c.initial_lone = false;
-                    out.push(c);
-                    continue;
-                }
+        let next_lower = tokens
+            .get(range.end)
+            .filter(|t| t.sentence == tokens[range.start].sentence)
+            .map(|t| t.lower.as_str());
+        if let Some(m) = people {
+            c.tokens = m.tokens.clone();
+            c.kb = Some(m.entity);
+            c.cue = Some(EntityType::Group);
+        } else if let Some((entity, kind)) = kb.lookup(&keys) {
+            let people_noun = next_lower.is_some_and(|w| listed(PEOPLE_NOUNS, w));
+            if kind == MatchKind::Demonym && people_noun {
+                c.cue = Some(EntityType::Group);
+                c.kb = rec
+                    .group_adjectives
+                    .get(&keys.join(" ").to_lowercase())
+                    .copied();
+            } else {
+                c.kb = Some(entity);
+                c.cue = Some(kb.entity(entity).entity_type);
             }
+        } else if let Some(&g) = rec.group_adjectives.get(&keys.join(" ").to_lowercase()) {
+            c.kb = Some(g);
+            c.cue = Some(EntityType::Group);
         }
-        for r in leftovers {
-            if let Some(c) = piece(vocab, view, r) {
-                out.push(c);
-            }
+        for t in c.tokens.clone() {
+            touched[t] = true;
         }
+        out.push(c);
     }
-    for (mi, m) in matches.into_iter().enumerate() {
-        if keep_match[mi] {
-            let cue = Some(kb.entity(m.entity).entity_type);
-            out.push(Candidate {
-                tokens: m.tokens,
-                kb: Some(m.entity),
-                cue,
-                initial_lone: false,
-                group: None,
-            });
+    for m in matches {
+        if m.tokens.clone().any(|t| touched[t]) {
+            continue;
         }
+        out.push(Candidate {
+            cue: Some(kb.entity(m.entity).entity_type),
+            tokens: m.tokens,
+            kb: Some(m.entity),
+            group: None,
+        });
     }
     out.sort_by_key(|c| (c.tokens.start, c.tokens.end));
+    out.dedup_by_key(|c| (c.tokens.start, c.tokens.end));
     out
 }
 
-/// Maximal sub-ranges of `range` that no knowledge-base match covers.
-fn uncovered_pieces(covered: &[Option<usize>], range: Range<usize>) -> Vec<Range<usize>> {
-    let mut pieces = Vec::new();
-    let mut open: Option<usize> = None;
-    for t in range.clone() {
-        match (covered[t], open) {
-            (None, None) => open = Some(t),
-            (Some(_), Some(s)) => {
-                pieces.push(s..t);
-                open = None;
+/// Where the article's conventions differ from the wire copy the tagger learnt from: a demonym right before an
+/// organisation is part of its name ("Russian Foreign Ministry"), an organisation noun after a name types it
+/// ("the Asala organization"), and a lone capitalised word opening a sentence that the training corpus writes
+/// lowercase ("Likewise", "Assisted") is not a name.
+fn adjust_spans(
+    kb: &KnowledgeBase,
+    rec: &Recogniser,
+    view: &TextView<'_>,
+    spans: &[(Range<usize>, EntityType)],
+) -> Vec<(Range<usize>, EntityType)> {
+    let tokens = view.tokens();
+    let keys = |r: &Range<usize>| -> Vec<String> {
+        tokens[r.clone()].iter().map(|t| t.key.clone()).collect()
+    };
+    let mut out: Vec<(Range<usize>, EntityType)> = Vec::with_capacity(spans.len());
+    for (range, ty) in spans {
+        let (mut range, mut ty) = (range.clone(), *ty);
+        if let Some((prev, _)) = out.last() {
+            let demonym = prev.len() == 1
+                && kb
+                    .lookup(&keys(prev))
+                    .is_some_and(|(_, kind)| kind == MatchKind::Demonym);
+            if demonym && prev.end == range.start && ty == EntityType::Org {
+                range.start = prev.start;
+                out.pop();
             }
-            _ => {}
         }
+        let linked = kb.lookup(&keys(&range)).is_some();
+        if !linked {
+            let after = tokens
+                .get(range.end)
+                .filter(|t| t.sentence == tokens[range.start].sentence);
+            if after.is_some_and(|t| listed(ORG_NOUNS_AFTER, t.norm.as_str())) {
+                ty = EntityType::Org;
+            }
+            let opener = range.len() == 1 && view.is_sentence_initial(range.start);
+            if opener && rec.tagger.usually_lowercase(&tokens[range.start].norm) {
+                continue;
+            }
+        }
+        out.push((range, ty));
     }
-    if let Some(s) = open {
-        pieces.push(s..range.end);
-    }
-    pieces
+    out
 }
 
 /// Most words of a title-case headline are capitalised, so capitals there say nothing about names.
@@ -496,7 +344,6 @@ struct MentionInfo {
     initials: (String, String),
     acronym: Option<String>,
     cue: Option<EntityType>,
-    initial_lone: bool,
     /// Followed by "(ACRONYM)": the expansion of that acronym.
     parenthesised: Option<String>,
 }
@@ -560,7 +407,6 @@ fn mention_info(view: &TextView<'_>, field: Field, c: &Candidate) -> MentionInfo
         initials: (initials_caps, initials_all),
         acronym,
         cue: c.cue,
-        initial_lone: c.initial_lone,
         parenthesised,
     }
 }
@@ -784,19 +630,28 @@ fn vote(cues: impl Iterator<Item = Option<EntityType>>) -> EntityType {
 }
 
 /// Finds the entities of an article. Stances are neutral placeholders until [`super::stance::score`] runs.
-pub fn find(kb: &KnowledgeBase, body: &TextView<'_>, title: Option<&TextView<'_>>) -> Vec<Entity> {
-    let mut views = vec![body];
-    views.extend(title);
-    let vocab = Vocabulary::new(kb.cue_words(), &views);
+pub fn find(
+    kb: &KnowledgeBase,
+    rec: &Recogniser,
+    body: &TextView<'_>,
+    title: Option<&TextView<'_>>,
+) -> Vec<Entity> {
+    // A title-case headline capitalises every word, unlike anything the tagger learnt from, so it is only
+    // re-matched against what the body established.
+    let tagged_title = title.filter(|t| !is_title_case(t));
+    let mut views = Vec::new();
+    views.extend(tagged_title);
+    views.push(body);
+    let mut spans = tag_views(&rec.tagger, &views);
+    let body_spans = spans.pop().unwrap_or_default();
     let mut groups = Groups::default();
-    for c in detect(kb, &vocab, body) {
+    for c in detect(kb, rec, body, &body_spans) {
         groups.add(body, Field::Body, &c);
     }
     if let Some(title) = title {
-        let candidates = if is_title_case(title) {
-            rematch_title(kb, title, &groups)
-        } else {
-            detect(kb, &vocab, title)
+        let candidates = match (tagged_title, spans.pop()) {
+            (Some(_), Some(title_spans)) => detect(kb, rec, title, &title_spans),
+            _ => rematch_title(kb, title, &groups),
         };
         for c in candidates {
             groups.add(title, Field::Title, &c);
@@ -830,7 +685,6 @@ fn rematch_title(kb: &KnowledgeBase, title: &TextView<'_>, groups: &Groups) -> V
                 tokens: m.tokens,
                 kb: Some(m.entity),
                 cue,
-                initial_lone: false,
                 group: None,
             });
         } else if let Some((len, g)) = known.longest_at(tokens, i) {
@@ -838,7 +692,6 @@ fn rematch_title(kb: &KnowledgeBase, title: &TextView<'_>, groups: &Groups) -> V
                 tokens: i..i + len,
                 kb: None,
                 cue: None,
-                initial_lone: false,
                 group: Some(g),
             });
             i += len;
@@ -893,12 +746,6 @@ fn build_entities(kb: &KnowledgeBase, groups: &mut Groups, body: &TextView<'_>) 
             Some(k) => (kb.entity(k).name.clone(), kb.entity(k).entity_type),
             None => (fullest(&infos), vote(infos.iter().map(|m| m.cue))),
         };
-        if kb_idx.is_none()
-            && entity_type == EntityType::Misc
-            && infos.iter().all(|m| m.initial_lone)
-        {
-            continue;
-        }
         infos.sort_by_key(|m| (m.position(), m.mention.end));
         infos.dedup_by_key(|m| (m.field, m.mention.start, m.mention.end));
         let in_title = infos.iter().any(|m| m.field == Field::Title);
@@ -986,7 +833,8 @@ mod tests {
         let kb = kb();
         let body = TextView::new(body);
         let title = title.map(TextView::new);
-        find(&kb, &body, title.as_ref())
+        let rec = Recogniser::new(&kb, Tagger::embedded(&kb).unwrap());
+        find(&kb, &rec, &body, title.as_ref())
     }
 
     fn get<'a>(entities: &'a [Entity], name: &str) -> &'a Entity {

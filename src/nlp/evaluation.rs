@@ -228,6 +228,7 @@ fn evaluation_conll_entities() {
         return;
     };
     let kb = kb::KnowledgeBase::embedded();
+    let rec = entities::Recogniser::new(&kb, ner::Tagger::embedded(&kb).unwrap());
     let mut docs: Vec<Vec<Vec<(String, String)>>> = Vec::new();
     let mut sentence = Vec::new();
     for line in text.lines() {
@@ -282,7 +283,7 @@ fn evaluation_conll_entities() {
             chars += 1;
         }
         let view = TextView::new(&body);
-        let entities = entities::find(&kb, &view, None);
+        let entities = entities::find(&kb, &rec, &view, None);
         let mut pred = Vec::new();
         for e in &entities {
             let ty = match e.entity_type {

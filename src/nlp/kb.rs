@@ -11,7 +11,6 @@ use std::ops::Range;
 
 use serde::Deserialize;
 
-use super::entities::CueWords;
 use super::text::{self, TextView, Token};
 use super::EntityType;
 
@@ -111,9 +110,6 @@ pub struct KnowledgeBase {
     entities: Vec<KbEntity>,
     by_id: HashMap<String, usize>,
     phrases: PhraseTrie<(usize, MatchKind)>,
-    /// The recogniser's cue-word gazetteers (titles, organisation words, ...), kept here so they are built
-    /// once per knowledge base rather than once per article.
-    cues: CueWords,
 }
 
 impl KnowledgeBase {
@@ -228,10 +224,6 @@ impl KnowledgeBase {
             .insert(&keys, (entity, kind), |old, new| new.1 < old.1);
     }
 
-    pub(crate) fn cue_words(&self) -> &CueWords {
-        &self.cues
-    }
-
     pub fn entities(&self) -> &[KbEntity] {
         &self.entities
     }
@@ -242,6 +234,21 @@ impl KnowledgeBase {
 
     pub fn by_id(&self, id: &str) -> Option<&KbEntity> {
         self.by_id.get(id).map(|&i| &self.entities[i])
+    }
+
+    /// Every phrase the matcher knows, as token keys, with the entity it names and how; the NER gazetteer is
+    /// built from these.
+    pub fn phrases(&self) -> Vec<(Vec<String>, usize, MatchKind)> {
+        let mut out = Vec::new();
+        self.phrases.walk(&mut Vec::new(), 0, &mut |keys, v| {
+            out.push((keys.to_vec(), v.0, v.1))
+        });
+        out
+    }
+
+    /// The entity a whole phrase (token keys) names, if the knowledge base has it.
+    pub fn lookup(&self, keys: &[String]) -> Option<(usize, MatchKind)> {
+        self.phrases.get(keys).copied()
     }
 
     /// The longest known phrase starting at token `start`, within its sentence.
@@ -345,6 +352,18 @@ impl<V: Clone> PhraseTrie<V> {
         match slot {
             Some(old) if !replace(old, &value) => {}
             _ => *slot = Some(value),
+        }
+    }
+
+    /// Calls `f` with the keys and value of every stored phrase below `node`, in no particular order.
+    fn walk(&self, keys: &mut Vec<String>, node: usize, f: &mut impl FnMut(&[String], &V)) {
+        if let Some(v) = &self.nodes[node].value {
+            f(keys, v);
+        }
+        for (key, &child) in &self.nodes[node].children {
+            keys.push(key.clone());
+            self.walk(keys, child, f);
+            keys.pop();
         }
     }
 

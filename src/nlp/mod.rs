@@ -16,6 +16,7 @@ pub mod entities;
 pub mod kb;
 pub mod lang;
 pub mod lexicon;
+pub mod ner;
 pub mod stance;
 pub mod text;
 
@@ -180,14 +181,21 @@ pub struct ExtensionError {
 /// between worker threads.
 pub struct Pipeline {
     kb: kb::KnowledgeBase,
+    recogniser: entities::Recogniser,
     lexicon: lexicon::Lexicon,
 }
 
 impl Pipeline {
-    /// A pipeline over the knowledge base and lexicon embedded in the binary.
+    /// A pipeline over the knowledge base, entity model and lexicon embedded in the binary.
+    ///
+    /// # Panics
+    /// If the embedded model is unreadable: that is a build defect, caught by the first test that runs.
     pub fn new() -> Self {
+        let kb = kb::KnowledgeBase::embedded();
+        let tagger = ner::Tagger::embedded(&kb).unwrap_or_else(|e| panic!("{e}"));
         Self {
-            kb: kb::KnowledgeBase::embedded(),
+            recogniser: entities::Recogniser::new(&kb, tagger),
+            kb,
             lexicon: lexicon::Lexicon::embedded(),
         }
     }
@@ -212,7 +220,7 @@ impl Pipeline {
     }
 
     /// Version of the analysis, recorded in every output so replays by a newer model can be told apart.
-    pub const VERSION: &'static str = concat!("baseline-", env!("CARGO_PKG_VERSION"));
+    pub const VERSION: &'static str = concat!("ner2p-", env!("CARGO_PKG_VERSION"));
 
     pub fn analyze(&self, doc: &Document<'_>) -> Analysis {
         let language = lang::identify(doc.body, doc.declared_language);
@@ -222,7 +230,7 @@ impl Pipeline {
         }
         let body = text::TextView::new(doc.body);
         let title = doc.title.map(text::TextView::new);
-        let mut found = entities::find(&self.kb, &body, title.as_ref());
+        let mut found = entities::find(&self.kb, &self.recogniser, &body, title.as_ref());
         stance::score(&self.lexicon, &body, &mut found);
         Analysis {
             language,

@@ -165,8 +165,11 @@ fn sample_report() {
                 .collect::<Vec<_>>()
         );
     }
+    // The two-pass tagger takes about 3 ms for this ~900-token article on the development machine when idle
+    // (the rule baseline took about 1 ms); the bound leaves room for the other tests running beside it and
+    // still catches an accidental quadratic step.
     if !cfg!(debug_assertions) {
-        assert!(per_doc.as_secs_f64() < 0.005, "{per_doc:?}");
+        assert!(per_doc.as_secs_f64() < 0.02, "{per_doc:?}");
     }
 }
 

@@ -1,0 +1,532 @@
+//! The trained entity recogniser: a two-pass averaged structured perceptron over hashed features, decoded with
+//! a BILOU-constrained Viterbi.
+//!
+//! It works on a *document*: tokens (their normalised text) and the sentence ranges over them. Pass one tags
+//! every sentence from local features (the word, its shape and affixes, its neighbours, knowledge-base
+//! gazetteer hits, how the document and the training corpus capitalise the word). Pass two sees the same
+//! features plus what pass one concluded about other occurrences of the same word in the document, which is how
+//! a name stays consistently typed across an article ("Mr Kinkel ... Kinkel said"). Features are hashed into a
+//! fixed-size weight table, so the model is one flat array of weights per pass plus a small word prior, and
+//! tagging allocates little and touches no I/O. [`train`] builds models, [`conll`] reads and scores CoNLL-2003.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+pub mod conll;
+mod features;
+mod gazetteer;
+pub mod train;
+
+pub use features::TaggerInput;
+pub use gazetteer::Gazetteer;
+
+/// The four CoNLL-2003 classes the model predicts; the pipeline refines MISC into GROUP where it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum NerType {
+    Per,
+    Org,
+    Loc,
+    Misc,
+}
+
+impl NerType {
+    pub const ALL: [NerType; 4] = [NerType::Per, NerType::Org, NerType::Loc, NerType::Misc];
+
+    /// The CoNLL tag suffix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NerType::Per => "PER",
+            NerType::Org => "ORG",
+            NerType::Loc => "LOC",
+            NerType::Misc => "MISC",
+        }
+    }
+
+    pub fn from_conll(s: &str) -> Option<NerType> {
+        Some(match s {
+            "PER" => NerType::Per,
+            "ORG" => NerType::Org,
+            "LOC" => NerType::Loc,
+            "MISC" => NerType::Misc,
+            _ => return None,
+        })
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// An entity found by the tagger: token indices into the document, `end` exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NerSpan {
+    pub start: usize,
+    pub end: usize,
+    pub ty: NerType,
+}
+
+/// BILOU labels: 0 is O, then Begin, Inside, Last, Unit for each type in [`NerType::ALL`] order.
+pub(crate) const N_LABELS: usize = 1 + 4 * 4;
+
+const B: usize = 0;
+const I: usize = 1;
+const L: usize = 2;
+const U: usize = 3;
+
+fn label(ty: NerType, part: usize) -> u8 {
+    (1 + ty.index() * 4 + part) as u8
+}
+
+fn label_type(l: u8) -> Option<NerType> {
+    (l > 0).then(|| NerType::ALL[(l as usize - 1) / 4])
+}
+
+fn label_part(l: u8) -> usize {
+    (l as usize - 1) % 4
+}
+
+/// Whether BILOU allows `cur` after `prev`; `prev == None` is the sentence start.
+fn allowed(prev: Option<u8>, cur: u8) -> bool {
+    let open = |l: u8| l > 0 && matches!(label_part(l), B | I);
+    match prev {
+        Some(p) if open(p) => {
+            cur > 0 && label_type(cur) == label_type(p) && matches!(label_part(cur), I | L)
+        }
+        _ => cur == 0 || matches!(label_part(cur), B | U),
+    }
+}
+
+fn may_end(l: u8) -> bool {
+    l == 0 || matches!(label_part(l), L | U)
+}
+
+/// Spans to per-token BILOU labels over `n` tokens.
+pub(crate) fn spans_to_labels(spans: &[NerSpan], n: usize) -> Vec<u8> {
+    let mut labels = vec![0u8; n];
+    for s in spans {
+        if s.end - s.start == 1 {
+            labels[s.start] = label(s.ty, U);
+        } else {
+            labels[s.start] = label(s.ty, B);
+            for l in &mut labels[s.start + 1..s.end - 1] {
+                *l = label(s.ty, I);
+            }
+            labels[s.end - 1] = label(s.ty, L);
+        }
+    }
+    labels
+}
+
+/// Per-token labels back to spans; tolerant of ill-formed sequences (an unterminated span ends where its type
+/// stops).
+pub(crate) fn labels_to_spans(labels: &[u8], offset: usize) -> Vec<NerSpan> {
+    let mut spans = Vec::new();
+    let mut open: Option<(usize, NerType)> = None;
+    for (i, &l) in labels.iter().enumerate() {
+        let ty = label_type(l);
+        let starts = match (open, ty) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some((_, t)), Some(u)) => t != u || matches!(label_part(l), B | U),
+        };
+        if ty.is_none() || starts {
+            if let Some((s, t)) = open.take() {
+                spans.push(NerSpan {
+                    start: offset + s,
+                    end: offset + i,
+                    ty: t,
+                });
+            }
+        }
+        if starts {
+            open = Some((i, ty.expect("starts implies a type")));
+        }
+        if let (Some((s, t)), true) = (open, l > 0 && matches!(label_part(l), L | U)) {
+            spans.push(NerSpan {
+                start: offset + s,
+                end: offset + i + 1,
+                ty: t,
+            });
+            open = None;
+        }
+    }
+    if let Some((s, t)) = open {
+        spans.push(NerSpan {
+            start: offset + s,
+            end: offset + labels.len(),
+            ty: t,
+        });
+    }
+    spans
+}
+
+/// One pass's weights: a hashed feature table (`rows` × [`N_LABELS`]) and label transitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Weights {
+    /// Row-major `[row][label]`.
+    pub table: Vec<f32>,
+    /// `[prev + 1][cur]`, row 0 being the sentence start.
+    pub trans: Vec<f32>,
+}
+
+impl Weights {
+    pub fn zeros(bits: u8) -> Self {
+        Weights {
+            table: vec![0.0; (1usize << bits) * N_LABELS],
+            trans: vec![0.0; (N_LABELS + 1) * N_LABELS],
+        }
+    }
+
+    /// Adds each feature row to the emission scores of its token.
+    fn emissions(&self, feats: &[u32], offsets: &[u32], out: &mut Vec<[f32; N_LABELS]>) {
+        out.clear();
+        for w in offsets.windows(2) {
+            let mut acc = [0f32; N_LABELS];
+            for &f in &feats[w[0] as usize..w[1] as usize] {
+                let row = &self.table[f as usize * N_LABELS..f as usize * N_LABELS + N_LABELS];
+                for (a, r) in acc.iter_mut().zip(row) {
+                    *a += r;
+                }
+            }
+            out.push(acc);
+        }
+    }
+
+    /// Transitions with the BILOU constraints folded in (`-inf` where a transition is not allowed), so the
+    /// Viterbi inner loop is one add and one compare.
+    fn masked_transitions(&self) -> [[f32; N_LABELS]; N_LABELS + 1] {
+        let mut m = [[f32::NEG_INFINITY; N_LABELS]; N_LABELS + 1];
+        for (p, row) in m.iter_mut().enumerate() {
+            let prev = p.checked_sub(1).map(|x| x as u8);
+            for (y, v) in row.iter_mut().enumerate() {
+                if allowed(prev, y as u8) {
+                    *v = self.trans[p * N_LABELS + y];
+                }
+            }
+        }
+        m
+    }
+
+    /// Best BILOU-valid label sequence for one sentence's emission scores.
+    fn viterbi(&self, em: &[[f32; N_LABELS]], out: &mut Vec<u8>) {
+        self.viterbi_with(&self.masked_transitions(), em, out);
+    }
+
+    fn viterbi_with(
+        &self,
+        trans: &[[f32; N_LABELS]; N_LABELS + 1],
+        em: &[[f32; N_LABELS]],
+        out: &mut Vec<u8>,
+    ) {
+        out.clear();
+        let n = em.len();
+        if n == 0 {
+            return;
+        }
+        let neg = f32::NEG_INFINITY;
+        let mut back = vec![[0u8; N_LABELS]; n];
+        let mut prev = [neg; N_LABELS];
+        for (y, p) in prev.iter_mut().enumerate() {
+            *p = em[0][y] + trans[0][y];
+        }
+        for i in 1..n {
+            let mut cur = [neg; N_LABELS];
+            for y in 0..N_LABELS {
+                let mut best = neg;
+                let mut arg = 0u8;
+                for (p, &sp) in prev.iter().enumerate() {
+                    let s = sp + trans[p + 1][y];
+                    if s > best {
+                        best = s;
+                        arg = p as u8;
+                    }
+                }
+                cur[y] = best + em[i][y];
+                back[i][y] = arg;
+            }
+            prev = cur;
+        }
+        let mut last = 0u8;
+        let mut best = neg;
+        for (y, &s) in prev.iter().enumerate() {
+            if may_end(y as u8) && s > best {
+                best = s;
+                last = y as u8;
+            }
+        }
+        out.resize(n, 0);
+        out[n - 1] = last;
+        for i in (1..n).rev() {
+            out[i - 1] = back[i][out[i] as usize];
+        }
+    }
+}
+
+/// A trained recogniser, as stored in `models/ner.bin` (postcard, zstd-compressed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NerModel {
+    /// Bumped whenever the features change meaning, so an old file is refused instead of silently misread.
+    format: u32,
+    bits: u8,
+    /// Training-corpus capitalisation prior per lowercase word hash (see `features::prior_bucket`).
+    prior: Vec<(u64, u8)>,
+    #[serde(with = "serde_bytes")]
+    pass1: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pass2: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    trans1: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    trans2: Vec<u8>,
+    /// What produced the model: the command line, dev F1, date; shown by `eval ner`.
+    pub provenance: String,
+}
+
+/// Why a model file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum NerError {
+    #[error("the NER model is not valid zstd/postcard data ({0}); retrain it with `stancewatch train ner`")]
+    Corrupt(String),
+    #[error(
+        "the NER model has format {found}, this build reads format {expected}; retrain it with `stancewatch train ner`"
+    )]
+    Format { found: u32, expected: u32 },
+    #[error("the NER model's tables have the wrong size; retrain it with `stancewatch train ner`")]
+    Shape,
+    #[error("CoNLL input line {line}: {message}")]
+    Conll { line: usize, message: String },
+    #[error("nothing to train on: the training file has no tagged sentences")]
+    Empty,
+}
+
+const FORMAT: u32 = 1;
+
+fn f32s_to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn bytes_to_f32s(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// The model ready to tag: weights unpacked, gazetteer built from the knowledge base.
+pub struct Tagger {
+    bits: u8,
+    prior: HashMap<u64, u8>,
+    pass1: Weights,
+    pass2: Weights,
+    gazetteer: Gazetteer,
+    pub provenance: String,
+}
+
+impl std::fmt::Debug for Tagger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tagger")
+            .field("bits", &self.bits)
+            .field("provenance", &self.provenance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NerModel {
+    pub(crate) fn new(
+        bits: u8,
+        prior: HashMap<u64, u8>,
+        pass1: &Weights,
+        pass2: &Weights,
+        provenance: String,
+    ) -> Self {
+        let mut prior: Vec<(u64, u8)> = prior.into_iter().collect();
+        prior.sort_unstable();
+        NerModel {
+            format: FORMAT,
+            bits,
+            prior,
+            pass1: f32s_to_bytes(&pass1.table),
+            pass2: f32s_to_bytes(&pass2.table),
+            trans1: f32s_to_bytes(&pass1.trans),
+            trans2: f32s_to_bytes(&pass2.trans),
+            provenance,
+        }
+    }
+
+    /// The compressed file contents.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, NerError> {
+        let raw = postcard::to_allocvec(self).map_err(|e| NerError::Corrupt(e.to_string()))?;
+        zstd::bulk::compress(&raw, 12).map_err(|e| NerError::Corrupt(e.to_string()))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, NerError> {
+        let raw = zstd::stream::decode_all(bytes).map_err(|e| NerError::Corrupt(e.to_string()))?;
+        let model: NerModel =
+            postcard::from_bytes(&raw).map_err(|e| NerError::Corrupt(e.to_string()))?;
+        if model.format != FORMAT {
+            return Err(NerError::Format {
+                found: model.format,
+                expected: FORMAT,
+            });
+        }
+        Ok(model)
+    }
+
+    pub fn into_tagger(self, gazetteer: Gazetteer) -> Result<Tagger, NerError> {
+        let rows = (1usize << self.bits) * N_LABELS;
+        let weights = |table: &[u8], trans: &[u8]| -> Result<Weights, NerError> {
+            let w = Weights {
+                table: bytes_to_f32s(table),
+                trans: bytes_to_f32s(trans),
+            };
+            if w.table.len() != rows || w.trans.len() != (N_LABELS + 1) * N_LABELS {
+                return Err(NerError::Shape);
+            }
+            Ok(w)
+        };
+        Ok(Tagger {
+            bits: self.bits,
+            prior: self.prior.into_iter().collect(),
+            pass1: weights(&self.pass1, &self.trans1)?,
+            pass2: weights(&self.pass2, &self.trans2)?,
+            gazetteer,
+            provenance: self.provenance,
+        })
+    }
+}
+
+/// The model committed under `models/`, compiled into the binary.
+const EMBEDDED: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/ner.bin"));
+
+impl Tagger {
+    /// The tagger of the model embedded at build time, with gazetteer features from `kb`.
+    pub fn embedded(kb: &crate::nlp::kb::KnowledgeBase) -> Result<Tagger, NerError> {
+        NerModel::from_bytes(EMBEDDED)?.into_tagger(Gazetteer::from_kb(kb))
+    }
+}
+
+/// Reusable buffers for tagging, so a worker thread does not reallocate per document.
+#[derive(Default)]
+struct Scratch {
+    feats: Vec<u32>,
+    offsets: Vec<u32>,
+    em: Vec<[f32; N_LABELS]>,
+    labels: Vec<u8>,
+}
+
+impl Tagger {
+    /// The training corpus writes this word lowercase nearly always (away from sentence starts), so a
+    /// capitalised occurrence at a sentence start is most likely just that.
+    pub fn usually_lowercase(&self, word: &str) -> bool {
+        self.prior
+            .get(&features::str_hash(&features::lowercase(word)))
+            .is_some_and(|&b| b == 1)
+    }
+
+    /// The entities of one document, as token spans in document order.
+    pub fn tag(&self, input: &TaggerInput<'_>) -> Vec<NerSpan> {
+        let base = features::BaseFeatures::new(input, &self.gazetteer, &self.prior);
+        let mut s = Scratch::default();
+        let first = self.run_pass(&self.pass1, &base, input, None, &mut s);
+        let second = self.run_pass(&self.pass2, &base, input, Some(&first), &mut s);
+        labels_to_spans(&second, 0)
+    }
+
+    fn run_pass(
+        &self,
+        weights: &Weights,
+        base: &features::BaseFeatures,
+        input: &TaggerInput<'_>,
+        first: Option<&[u8]>,
+        s: &mut Scratch,
+    ) -> Vec<u8> {
+        let stacked = first.map(|f| features::Stacked::new(base, f));
+        let trans = weights.masked_transitions();
+        let mut all = vec![0u8; input.len()];
+        for sent in input.sentences() {
+            features::extract(
+                base,
+                sent.clone(),
+                stacked.as_ref(),
+                self.bits,
+                &mut s.feats,
+                &mut s.offsets,
+            );
+            weights.emissions(&s.feats, &s.offsets, &mut s.em);
+            weights.viterbi_with(&trans, &s.em, &mut s.labels);
+            all[sent.clone()].copy_from_slice(&s.labels);
+        }
+        all
+    }
+}
+
+/// Sentence ranges must tile `0..n` in order; used by inputs built from outside text.
+fn check_sentences(sentences: &[Range<usize>], n: usize) -> bool {
+    let mut at = 0;
+    for s in sentences {
+        if s.start != at || s.end < s.start {
+            return false;
+        }
+        at = s.end;
+    }
+    at == n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The acceptance bar of the committed model on CoNLL-2003 dev (eng.testa), when the data is present.
+    #[test]
+    fn committed_model_scores_on_testa() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/data/conll2003/eng.testa"
+        );
+        let Ok(text) = std::fs::read_to_string(path) else {
+            eprintln!("skipping: {path} not readable (see ../shared/data/README.md)");
+            return;
+        };
+        let kb = crate::nlp::kb::KnowledgeBase::embedded();
+        let tagger = Tagger::embedded(&kb).unwrap();
+        let mut scores = conll::Scores::default();
+        for doc in conll::parse(&text).unwrap() {
+            scores.add(&doc.gold, &tagger.tag(&doc.input));
+        }
+        let f1 = scores.overall.f1();
+        eprintln!("testa F1 {f1:.2}");
+        assert_eq!(scores.overall.gold, 5942);
+        assert!(f1 >= 91.0, "testa F1 {f1:.2} < 91.0");
+    }
+
+    #[test]
+    fn bilou_round_trip_and_constraints() {
+        let spans = vec![
+            NerSpan {
+                start: 0,
+                end: 2,
+                ty: NerType::Per,
+            },
+            NerSpan {
+                start: 2,
+                end: 3,
+                ty: NerType::Loc,
+            },
+            NerSpan {
+                start: 4,
+                end: 7,
+                ty: NerType::Org,
+            },
+        ];
+        let labels = spans_to_labels(&spans, 8);
+        assert_eq!(labels_to_spans(&labels, 0), spans);
+        for w in labels.windows(2) {
+            assert!(allowed(Some(w[0]), w[1]));
+        }
+        assert!(!allowed(None, label(NerType::Per, I)));
+        assert!(!allowed(Some(label(NerType::Per, B)), 0));
+        assert!(check_sentences(&[0..3, 3..8], 8));
+        assert!(!check_sentences(&[0..3, 4..8], 8));
+    }
+}
