@@ -16,6 +16,7 @@ pub mod entities;
 pub mod kb;
 pub mod lang;
 pub mod lexicon;
+pub mod relations;
 pub mod stance;
 pub mod text;
 
@@ -38,6 +39,9 @@ pub struct Document<'a> {
 pub struct Analysis {
     pub language: LanguageInfo,
     pub entities: Vec<Entity>,
+    /// Who says what about whom: stances of one entity toward another, as the article reports them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relations: Vec<Relation>,
     /// Machine-readable notes on how trustworthy the analysis is, e.g. `unsupported_language`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -168,11 +172,31 @@ pub struct Evidence {
     pub text: String,
 }
 
+/// One entity's stance toward another, as reported by the article ("Turkey condemned Armenia"): the
+/// source is the speaker or agent, the target what the statement is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Relation {
+    /// `entity_id` of the speaker or agent.
+    pub source: String,
+    /// `entity_id` of what the statement is about.
+    pub target: String,
+    pub stance: RelationStance,
+    pub evidence: Evidence,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationStance {
+    pub label: StanceLabel,
+    /// Confidence in `label`, in [0, 1].
+    pub score: f64,
+}
+
 /// The whole analysis, built once (knowledge base and lexicon parsed at construction) and shared read-only
 /// between worker threads.
 pub struct Pipeline {
     kb: kb::KnowledgeBase,
     lexicon: lexicon::Lexicon,
+    stance_model: stance::Model,
 }
 
 impl Pipeline {
@@ -181,13 +205,28 @@ impl Pipeline {
         Self {
             kb: kb::KnowledgeBase::embedded(),
             lexicon: lexicon::Lexicon::embedded(),
+            stance_model: stance::embedded_model(),
+        }
+    }
+
+    /// A pipeline with another mention-stance model, e.g. one just trained and not yet embedded.
+    pub fn with_stance_model(stance_model: stance::Model) -> Self {
+        Self {
+            stance_model,
+            ..Self::new()
         }
     }
 
     /// Version of the analysis, recorded in every output so replays by a newer model can be told apart.
-    pub const VERSION: &'static str = concat!("baseline-", env!("CARGO_PKG_VERSION"));
+    pub const VERSION: &'static str = concat!("stance-lr-", env!("CARGO_PKG_VERSION"));
 
     pub fn analyze(&self, doc: &Document<'_>) -> Analysis {
+        self.analyze_detailed(doc).0
+    }
+
+    /// [`Pipeline::analyze`], plus the model's reading of every (entity, sentence) pair the verdicts were
+    /// aggregated from, for tuning and inspecting the aggregation.
+    pub fn analyze_detailed(&self, doc: &Document<'_>) -> (Analysis, Vec<stance::MentionStance>) {
         let language = lang::identify(doc.body, doc.declared_language);
         let mut warnings = Vec::new();
         if !language.supported {
@@ -196,12 +235,21 @@ impl Pipeline {
         let body = text::TextView::new(doc.body);
         let title = doc.title.map(text::TextView::new);
         let mut found = entities::find(&self.kb, &body, title.as_ref());
-        stance::score(&self.lexicon, &body, &mut found);
-        Analysis {
+        let mentions = stance::score(
+            &self.lexicon,
+            &self.stance_model,
+            &body,
+            title.as_ref(),
+            &mut found,
+        );
+        let relations = relations::find(&self.lexicon, &body, &found, &mentions);
+        let analysis = Analysis {
             language,
             entities: found,
+            relations,
             warnings,
-        }
+        };
+        (analysis, mentions)
     }
 }
 
