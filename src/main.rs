@@ -600,7 +600,10 @@ fn train(what: TrainWhat) -> Result<ExitCode> {
     bar.finish_and_clear();
     let pooled: Vec<_> = devs.iter().flat_map(|(_, e)| e.iter().cloned()).collect();
     model.offsets = stance::train::tune_offsets(&model, &pooled);
-    eprintln!("class offsets (against, neutral, favor): {:?}", model.offsets);
+    eprintln!(
+        "class offsets (against, neutral, favor): {:?}",
+        model.offsets
+    );
     let bytes = model.to_bytes();
     // Figures of the model as saved, after quantisation.
     let saved = stance::Model::from_bytes(&bytes)?;
@@ -640,7 +643,10 @@ fn eval(what: EvalWhat) -> Result<ExitCode> {
             let scores = stance::train::scores(&pairs);
             let per_second = sentences.len() as f64 / elapsed.max(1e-9);
             print_scores(&format!("{}", newsmtsc.display()), &scores);
-            println!("{} sentences in {elapsed:.3} s: {per_second:.0} sentences/s", sentences.len());
+            println!(
+                "{} sentences in {elapsed:.3} s: {per_second:.0} sentences/s",
+                sentences.len()
+            );
             if json {
                 let mut v = serde_json::to_value(&scores)?;
                 v["sentences"] = sentences.len().into();
@@ -670,6 +676,9 @@ fn eval(what: EvalWhat) -> Result<ExitCode> {
                 });
                 let target = stance::data::find_target(&analysis.entities, &a.target);
                 found += usize::from(target.is_some());
+                if tune && target.is_none() {
+                    eprintln!("target not found: {:?}", a.target);
+                }
                 // A target not found is a wrong answer, whatever the gold label.
                 let predicted = target.map(|t| analysis.entities[t].stance.label);
                 pairs.push((a.label, predicted.unwrap_or(wrong_for(a.label))));
@@ -713,14 +722,20 @@ fn wrong_for(gold: StanceLabel) -> StanceLabel {
 }
 
 fn print_scores(what: &str, s: &stance::train::Scores) {
-    println!("{what}: F1m {:.4} accuracy {:.4} (n = {})", s.f1m, s.accuracy, s.n);
+    println!(
+        "{what}: F1m {:.4} accuracy {:.4} (n = {})",
+        s.f1m, s.accuracy, s.n
+    );
     for (label, c) in &s.per_class {
         println!(
             "  {label:<8} P {:.3} R {:.3} F1 {:.3} (support {})",
             c.precision, c.recall, c.f1, c.support
         );
     }
-    println!("  confusion (rows gold, columns predicted; against, neutral, favor): {:?}", s.confusion);
+    println!(
+        "  confusion (rows gold, columns predicted; against, neutral, favor): {:?}",
+        s.confusion
+    );
 }
 
 /// Grid search of the aggregation parameters for macro-F1, reported with 5-fold cross-validated figures so
@@ -730,18 +745,21 @@ fn tune_aggregation(details: &[(StanceLabel, Vec<stance::MentionStance>)]) {
     let grid = || {
         let mut out = Vec::new();
         for attributed_weight in [0.25f32, 0.5, 1.0] {
-            for title_weight in [1.0f32, 2.0, 4.0] {
-                for lead_weight in [1.0f32, 2.0] {
-                    for f in [0.0f32, 0.05, 0.1, 0.15, 0.2, 0.3] {
-                        for a in [-0.4f32, -0.3, -0.2, -0.15, -0.1, -0.05] {
-                            out.push(Params {
-                                attributed_weight,
-                                title_weight,
-                                lead_weight,
-                                favor_threshold: f,
-                                against_threshold: a,
-                                ..Params::TUNED
-                            });
+            for pronoun_weight in [0.0f32, 0.5, 1.0] {
+                for title_weight in [1.0f32, 2.0, 4.0] {
+                    for lead_weight in [1.0f32, 2.0] {
+                        for f in [0.0f32, 0.05, 0.1, 0.15, 0.2, 0.3] {
+                            for a in [-0.4f32, -0.3, -0.2, -0.15, -0.1, -0.05] {
+                                out.push(Params {
+                                    attributed_weight,
+                                    pronoun_weight,
+                                    title_weight,
+                                    lead_weight,
+                                    favor_threshold: f,
+                                    against_threshold: a,
+                                    ..Params::TUNED
+                                });
+                            }
                         }
                     }
                 }
@@ -782,10 +800,54 @@ fn tune_aggregation(details: &[(StanceLabel, Vec<stance::MentionStance>)]) {
     }
     let p = best(&|_| true);
     println!(
-        "tuned on all: F1m {:.4} with {p:?}; 5-fold cross-validated F1m {:.4} (folds {:?}); current {:.4}",
+        "thresholds tuned on all: F1m {:.4} with {p:?}; 5-fold cross-validated F1m {:.4} (folds {:?}); current {:.4}",
         f1_of(&p, &mut (0..n)),
         cv_pairs_f1.iter().sum::<f64>() / 5.0,
         cv_pairs_f1.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
         f1_of(&Params::TUNED, &mut (0..n)),
     );
+
+    // The fitted aggregator, over the summaries with the current weights; articles without the target
+    // stay wrong in the figures.
+    use stance::aggregate::{aggregator_probs, fit_aggregator, summary, SUMMARY};
+    let xs: Vec<Option<[f32; SUMMARY]>> = details
+        .iter()
+        .map(|(_, ms)| summary(&Params::TUNED, &ms.iter().collect::<Vec<_>>()))
+        .collect();
+    let ys: Vec<usize> = details
+        .iter()
+        .map(|(g, _)| stance::train::class_of(*g))
+        .collect();
+    for l2 in [0.0f32, 0.01, 0.1] {
+        let fit = |train: &dyn Fn(usize) -> bool| {
+            let (x, y): (Vec<[f32; SUMMARY]>, Vec<usize>) = (0..n)
+                .filter(|&i| train(i))
+                .filter_map(|i| xs[i].map(|x| (x, ys[i])))
+                .unzip();
+            fit_aggregator(&x, &y, l2)
+        };
+        let pairs_of = |w: &[[f32; SUMMARY]; 3], idx: &mut dyn Iterator<Item = usize>| {
+            idx.map(|i| {
+                let gold = details[i].0;
+                let pred = xs[i].map_or(wrong_for(gold), |x| {
+                    stance::train::label_of(stance::model::argmax(&aggregator_probs(w, &x)))
+                });
+                (gold, pred)
+            })
+            .collect::<Vec<_>>()
+        };
+        let mut cv = Vec::new();
+        for fold in 0..5 {
+            let w = fit(&|i| i % 5 != fold);
+            cv.extend(pairs_of(&w, &mut (0..n).filter(|&i| i % 5 == fold)));
+        }
+        let w = fit(&|_| true);
+        let all = stance::train::scores(&pairs_of(&w, &mut (0..n)));
+        println!(
+            "aggregator l2 {l2}: F1m {:.4} on all, 5-fold cross-validated F1m {:.4}; weights {:?}",
+            all.f1m,
+            stance::train::scores(&cv).f1m,
+            w.map(|r| r.map(|x| (x * 1000.0).round() / 1000.0))
+        );
+    }
 }

@@ -21,6 +21,10 @@ use super::{Entity, Evidence, Field, Relation, RelationStance, StanceLabel};
 
 /// Below this confidence a reading is too weak to report as an edge.
 const MIN_SCORE: f32 = 0.5;
+/// A speaker edge needs the model this sure of its reading of the speech.
+const SPEECH_MIN: f32 = 0.6;
+/// Tokens after the verb in which its object may be.
+const OBJECT_REACH: usize = 12;
 
 /// The relations of an article, in sentence order.
 pub fn find(
@@ -30,7 +34,11 @@ pub fn find(
     mentions: &[MentionStance],
 ) -> Vec<Relation> {
     let mut by_sentence: Vec<Vec<&MentionStance>> = vec![Vec::new(); body.sentences().len()];
-    for m in mentions.iter().filter(|m| m.field == Field::Body) {
+    // Resolved pronouns are too uncertain to say who said what.
+    for m in mentions
+        .iter()
+        .filter(|m| m.field == Field::Body && !m.pronoun)
+    {
         by_sentence[m.sentence].push(m);
     }
     let mut out = Vec::new();
@@ -89,12 +97,25 @@ fn statements(
     let others: Vec<&&MentionStance> = here
         .iter()
         .filter(|m| m.entity != source.entity)
-        .filter(|m| !m.spans.iter().any(|r| source.spans.iter().any(|s| adjacent(r, s))))
+        .filter(|m| {
+            !m.spans
+                .iter()
+                .any(|r| source.spans.iter().any(|s| adjacent(r, s)))
+        })
         .collect();
     for span in &source.spans {
         if ctx.is_speaker(span) {
-            // The sentence's reading toward each other entity is the speaker's.
-            for m in &others {
+            // The model's reading of the speech toward each entity in it is the speaker's. The speech is taken
+            // to be what follows the speaker in the same clause ("X said Y ..."); what precedes is as often
+            // the author's setting of the scene as a fronted quotation.
+            let clause = ctx.clause(span.start);
+            let speech = others.iter().filter(|m| {
+                m.spans
+                    .iter()
+                    .any(|r| r.start > span.end && ctx.clause(r.start) == clause)
+                    && m.probs[super::stance::model::argmax(&m.probs)] >= SPEECH_MIN
+            });
+            for m in speech {
                 let label = m.label();
                 let score = m.probs[super::stance::model::argmax(&m.probs)];
                 out.push((source.entity, m.entity, label, score));
@@ -104,14 +125,19 @@ fn statements(
         let Some((verb, passive, negated)) = ctx.verb_after(span, &in_source) else {
             continue;
         };
+        if !looks_like_verb(ctx.form(verb)) {
+            // "Russian leader Putin ...", "Turkey's links ...": a modifier or possessor, not an agent.
+            continue;
+        }
         if passive {
             // "X was praised by Y": Y toward X.
             let by = (verb + 1..ctx.len().min(verb + 3)).find(|&i| ctx.form(i) == "by");
             if let Some(by) = by {
-                if let Some(agent) = others
-                    .iter()
-                    .find(|m| m.spans.iter().any(|r| r.start == by + 1 || r.start == by + 2))
-                {
+                if let Some(agent) = others.iter().find(|m| {
+                    m.spans
+                        .iter()
+                        .any(|r| r.start == by + 1 || r.start == by + 2)
+                }) {
                     if let Some((label, score)) = reading(ctx, verb..verb + 1, negated) {
                         out.push((agent.entity, source.entity, label, score));
                     }
@@ -120,9 +146,14 @@ fn statements(
             continue;
         }
         let clause = ctx.clause(verb);
+        // The object: entities after the verb, before the clause ends or a comma closes the phrase.
+        let stop = (verb + 1..ctx.len())
+            .find(|&i| ctx.form(i) == "," || ctx.clause(i) != clause)
+            .unwrap_or(ctx.len())
+            .min(verb + OBJECT_REACH);
         let after: Vec<&&&MentionStance> = others
             .iter()
-            .filter(|m| m.spans.iter().any(|r| r.start > verb && ctx.clause(r.start) == clause))
+            .filter(|m| m.spans.iter().any(|r| r.start > verb && r.start < stop))
             .collect();
         if after.is_empty() {
             // "..., but Putin dismissed it": the previous clause's first actor.
@@ -132,9 +163,9 @@ fn statements(
             let before = others
                 .iter()
                 .filter(|m| {
-                    m.spans
-                        .iter()
-                        .any(|r| ctx.clause(r.start) + 1 == clause && (ctx.is_speaker(r) || m.speaker))
+                    m.spans.iter().any(|r| {
+                        ctx.clause(r.start) + 1 == clause && (ctx.is_speaker(r) || m.speaker)
+                    })
                 })
                 .min_by_key(|m| m.spans[0].start);
             if let Some(m) = before {
@@ -146,8 +177,17 @@ fn statements(
             continue;
         }
         for m in after {
-            let first = m.spans.iter().map(|r| r.start).filter(|&s| s > verb).min().unwrap_or(verb + 1);
-            if let Some((label, score)) = reading(ctx, verb..first, negated) {
+            let first = m
+                .spans
+                .iter()
+                .map(|r| r.start)
+                .filter(|&s| s > verb)
+                .min()
+                .unwrap_or(verb + 1);
+            if first >= 1 && ctx.form(first - 1) == "against" {
+                // "allies against Turkey": the preposition decides, whatever the verb.
+                out.push((source.entity, m.entity, StanceLabel::Against, 0.6));
+            } else if let Some((label, score)) = reading(ctx, verb..first, negated) {
                 out.push((source.entity, m.entity, label, score));
             }
         }
@@ -155,9 +195,23 @@ fn statements(
     out
 }
 
-/// Two mentions that touch or sit one token apart describe one thing ("Russian leader Putin").
+/// Past tense, present third person or progressive, or a common irregular past: what a subject's verb looks
+/// like, as opposed to the noun of "Russian leader" or the possessive of "Turkey's".
+fn looks_like_verb(word: &str) -> bool {
+    const IRREGULAR: &[&str] = &[
+        "said", "told", "gave", "made", "took", "sent", "won", "lost", "met", "led", "held", "put",
+        "struck", "beat", "fought", "threw", "kept", "sold", "bought", "brought", "began", "broke",
+        "came", "went", "left", "hit", "sought", "rejects", "backs", "slams", "must",
+    ];
+    let long = word.chars().count() >= 4;
+    IRREGULAR.contains(&word)
+        || long && (word.ends_with("ed") || word.ends_with("ing"))
+        || long && word.ends_with('s') && !word.ends_with("ss") && !word.ends_with("'s")
+}
+
+/// Two mentions that touch describe one thing ("Russian Putin", "US-Russia"), whatever the verbs say.
 fn adjacent(a: &Range<usize>, b: &Range<usize>) -> bool {
-    a.end + 2 >= b.start && b.end + 2 >= a.start
+    a.end >= b.start && b.end >= a.start
 }
 
 /// The stance the words of `range` carry, from their lexicon valence: a verb and its object phrase.

@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use super::lexicon::Lexicon;
 use super::text::TextView;
-use super::{Entity, Field, Stance, StanceLabel};
+use super::{Entity, EntityType, Field, Stance, StanceLabel};
 
 pub mod aggregate;
 pub mod data;
@@ -28,7 +28,8 @@ pub use model::{Model, ModelError};
 use features::{token_range, Context, Features};
 
 /// The committed model, gzip-compressed (see the README, "Retraining the stance model").
-const EMBEDDED_MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/stance.bin"));
+const EMBEDDED_MODEL: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/stance.bin"));
 
 /// The embedded mention model.
 ///
@@ -57,6 +58,8 @@ pub struct MentionStance {
     pub speaker: bool,
     /// Every mention of the entity here is inside quotation marks or the reported speech of another entity.
     pub attributed: bool,
+    /// The entity is not named in this sentence, only referred to by a personal pronoun resolved to it.
+    pub pronoun: bool,
 }
 
 impl MentionStance {
@@ -83,7 +86,8 @@ pub fn mention_stances(
         let Some(view) = view else { continue };
         let tokens = view.tokens();
         // Mentions of every entity per sentence, in sentence-local token ranges.
-        let mut per_sentence: Vec<Vec<(usize, Range<usize>)>> = vec![Vec::new(); view.sentences().len()];
+        let mut per_sentence: Vec<Vec<(usize, Range<usize>)>> =
+            vec![Vec::new(); view.sentences().len()];
         for (e, entity) in entities.iter().enumerate() {
             for m in entity.mentions.iter().filter(|m| m.field == field) {
                 let r = token_range(tokens, m.start, m.end);
@@ -94,6 +98,10 @@ pub fn mention_stances(
                 let base = view.sentences()[s].tokens.start;
                 per_sentence[s].push((e, r.start - base..r.end - base));
             }
+        }
+        let mut pronouns = vec![false; per_sentence.len()];
+        if field == Field::Body {
+            resolve_pronouns(view, entities, &mut per_sentence, &mut pronouns);
         }
         let mut features = Features::new(model.bits);
         for (s, mentions) in per_sentence.iter().enumerate() {
@@ -122,8 +130,8 @@ pub fn mention_stances(
                 ctx.features(&spans, &mut features);
                 let speaker = speakers.contains(&e);
                 let other_speaker = speakers.iter().any(|&x| x != e);
-                let attributed = !speaker
-                    && (spans.iter().all(|r| ctx.in_quote(r)) || other_speaker);
+                let attributed =
+                    !speaker && (spans.iter().all(|r| ctx.in_quote(r)) || other_speaker);
                 out.push(MentionStance {
                     entity: e,
                     field,
@@ -133,12 +141,52 @@ pub fn mention_stances(
                     probs: model.probabilities(&features),
                     speaker,
                     attributed,
+                    pronoun: pronouns[s],
                 });
             }
         }
     }
     out.sort_by_key(|m| (m.entity, m.field != Field::Body, m.sentence));
     out
+}
+
+/// Subject and possessive pronouns that can stand for a person named before.
+const PERSONAL: &[&str] = &["he", "she", "his", "her", "him"];
+
+/// Adds, to sentences that name no person, the personal pronouns there as mentions of the person named last
+/// before them. Articles about someone name them once or twice and say "he" or "she" for the rest; without
+/// this, most of what an article says about its subject would go unread. Deliberately simple: no gender or
+/// number agreement, and only while no other person has been named since.
+fn resolve_pronouns(
+    view: &TextView<'_>,
+    entities: &[Entity],
+    per_sentence: &mut [Vec<(usize, Range<usize>)>],
+    pronoun_sentence: &mut [bool],
+) {
+    let tokens = view.tokens();
+    let mut last_person: Option<usize> = None;
+    for (s, sentence) in view.sentences().iter().enumerate() {
+        let persons: Vec<&(usize, Range<usize>)> = per_sentence[s]
+            .iter()
+            .filter(|(e, _)| entities[*e].entity_type == EntityType::Person)
+            .collect();
+        if let Some(last) = persons.iter().max_by_key(|(_, r)| r.start) {
+            last_person = Some(last.0);
+            continue;
+        }
+        let Some(person) = last_person else { continue };
+        let base = sentence.tokens.start;
+        let spans: Vec<Range<usize>> = sentence
+            .tokens
+            .clone()
+            .filter(|&i| PERSONAL.contains(&tokens[i].lower.as_str()))
+            .map(|i| i - base..i - base + 1)
+            .collect();
+        if !spans.is_empty() {
+            pronoun_sentence[s] = true;
+            per_sentence[s].extend(spans.into_iter().map(|r| (person, r)));
+        }
+    }
 }
 
 /// Fills in the stance of every entity. Returns the per-sentence scores, which relations reuse.
@@ -166,3 +214,6 @@ pub fn no_stance() -> Stance {
         evidence: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests;

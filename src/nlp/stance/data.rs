@@ -82,7 +82,10 @@ pub fn parse_newsmtsc(text: &str) -> Result<Vec<MtscSentence>, DataError> {
         let mut targets = Vec::new();
         for t in raw.targets {
             if t.from >= t.to || t.to > len {
-                return Err(err(format!("target {}..{} outside the sentence", t.from, t.to)));
+                return Err(err(format!(
+                    "target {}..{} outside the sentence",
+                    t.from, t.to
+                )));
             }
             targets.push(MtscTarget {
                 start: t.from,
@@ -150,19 +153,45 @@ pub fn parse_persent(text: &str) -> Result<Vec<PersentArticle>, DataError> {
 }
 
 /// The entity an annotated target person is: one named or mentioned exactly so, else one whose name or a
-/// mention is the target's surname. Among several, the person with the most mentions.
+/// mention ends with the target's surname, else one sharing a capitalised word with it (annotations can be
+/// noisy: "Tim Ryan Tuesday", "-- Donald Trump", "Mahdi Karroubi's"). Among several, the person with the most
+/// mentions.
 pub fn find_target(entities: &[Entity], target: &str) -> Option<usize> {
-    let target = target.trim().to_lowercase();
-    let surname = target.split_whitespace().last().unwrap_or(&target).to_string();
+    let clean = |s: &str| -> String {
+        let s = s.trim_matches(|c: char| !c.is_alphanumeric());
+        let s = s
+            .strip_suffix("'s")
+            .or_else(|| s.strip_suffix("\u{2019}s"))
+            .unwrap_or(s);
+        s.to_lowercase()
+    };
+    let words: Vec<String> = target
+        .split_whitespace()
+        .filter(|w| w.chars().next().is_some_and(char::is_uppercase))
+        .map(clean)
+        .filter(|w| w.chars().count() >= 3)
+        .collect();
+    let target = clean(target);
+    let surname = target
+        .split_whitespace()
+        .last()
+        .unwrap_or(&target)
+        .to_string();
     let rank = |e: &Entity| -> u8 {
-        let name = e.name.to_lowercase();
-        let texts = || e.mentions.iter().map(|m| m.text.to_lowercase());
-        if name == target || texts().any(|t| t == target) {
+        let mut texts: Vec<String> = e.mentions.iter().map(|m| clean(&m.text)).collect();
+        texts.push(clean(&e.name));
+        if texts.contains(&target) {
             3
-        } else if name.split_whitespace().last() == Some(surname.as_str())
-            || texts().any(|t| t.split_whitespace().last() == Some(surname.as_str()))
+        } else if texts
+            .iter()
+            .any(|t| t.split_whitespace().last() == Some(surname.as_str()))
         {
             2
+        } else if texts
+            .iter()
+            .any(|t| t.split_whitespace().any(|x| words.iter().any(|w| w == x)))
+        {
+            1
         } else {
             0
         }
@@ -170,7 +199,14 @@ pub fn find_target(entities: &[Entity], target: &str) -> Option<usize> {
     entities
         .iter()
         .enumerate()
-        .map(|(i, e)| (i, rank(e), e.entity_type == EntityType::Person, e.mentions.len()))
+        .map(|(i, e)| {
+            (
+                i,
+                rank(e),
+                e.entity_type == EntityType::Person,
+                e.mentions.len(),
+            )
+        })
         .filter(|x| x.1 > 0)
         .max_by_key(|x| (x.1, x.2, x.3, std::cmp::Reverse(x.0)))
         .map(|x| x.0)
@@ -189,7 +225,10 @@ mod tests {
         assert_eq!(s[0].targets[0].label, StanceLabel::Favor);
         assert_eq!(s[0].targets[1].label, StanceLabel::Neutral);
         assert_eq!(s[0].targets[1].further, vec![(0, 1)]);
-        assert!(parse_newsmtsc(r#"{"sentence_normalized": "x", "targets": [{"from": 0, "to": 9, "polarity": 2.0}]}"#).is_err());
+        assert!(parse_newsmtsc(
+            r#"{"sentence_normalized": "x", "targets": [{"from": 0, "to": 9, "polarity": 2.0}]}"#
+        )
+        .is_err());
     }
 
     #[test]

@@ -10,13 +10,16 @@
 //! which in news usually falls on the target too. Features are strings hashed with FNV-1a, so the model needs
 //! no vocabulary and unseen words cost nothing.
 
+// Class-indexed arithmetic over small fixed arrays reads clearer with indices than with zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
 use std::ops::Range;
 
 use super::super::lexicon::Lexicon;
 use super::super::text::Token;
 
 /// Bumped whenever the features change meaning, so a model trained on other features is refused at load.
-pub const FEATURE_VERSION: u32 = 3;
+pub const FEATURE_VERSION: u32 = 4;
 
 /// Words either side of a mention that get positional features.
 const WINDOW: usize = 8;
@@ -94,42 +97,9 @@ const SPEECH: &[&str] = &[
 
 /// Function words skipped when looking for the verb that governs the target.
 const SKIP: &[&str] = &[
-    "has",
-    "have",
-    "had",
-    "was",
-    "were",
-    "is",
-    "are",
-    "be",
-    "been",
-    "being",
-    "will",
-    "would",
-    "could",
-    "should",
-    "may",
-    "might",
-    "must",
-    "can",
-    "also",
-    "then",
-    "later",
-    "again",
-    "already",
-    "still",
-    "just",
-    "even",
-    "who",
-    "which",
-    "that",
-    "did",
-    "does",
-    "do",
-    "to",
-    "the",
-    "a",
-    "an",
+    "has", "have", "had", "was", "were", "is", "are", "be", "been", "being", "will", "would",
+    "could", "should", "may", "might", "must", "can", "also", "then", "later", "again", "already",
+    "still", "just", "even", "who", "which", "that", "did", "does", "do", "to", "the", "a", "an",
 ];
 
 const PRONOUNS: &[&str] = &[
@@ -240,8 +210,17 @@ impl<'t> Context<'t> {
             .filter(|&i| self.word[i])
             .take(2)
             .any(|i| is_speech_word(&self.forms[i]) && self.forms[i] != "according");
-        let before = span.start >= 1 && matches!(self.forms[span.start - 1].as_str(), "said" | "says" | "told")
-            || span.start >= 2 && self.forms[span.start - 2] == "according" && self.forms[span.start - 1] == "to";
+        // "..., said X" attributes only when the speech came before; in "Y said X is ..." X is the topic.
+        let said_before = span.start >= 2
+            && matches!(
+                self.forms[span.start - 1].as_str(),
+                "said" | "says" | "told"
+            )
+            && matches!(self.forms[span.start - 2].as_str(), "," | "\"");
+        let before = said_before
+            || span.start >= 2
+                && self.forms[span.start - 2] == "according"
+                && self.forms[span.start - 1] == "to";
         after || before
     }
 
@@ -421,12 +400,16 @@ impl<'t> Context<'t> {
         out.add(&["first", flag(first)], 1.0);
         let pos = (main.start * 4 / n.max(1)).min(3);
         out.add(&["pos", &pos.to_string()], 1.0);
-        let pron = (main.end - main.start == 1) && PRONOUNS.contains(&self.forms[main.start].as_str());
+        let pron =
+            (main.end - main.start == 1) && PRONOUNS.contains(&self.forms[main.start].as_str());
         out.add(&["pron", flag(pron)], 1.0);
         out.add(&["nment", &spans.len().min(3).to_string()], 1.0);
         let after_contrast = self.clause[main.start] > 0;
         let later_contrast = self.clause[n - 1] > self.clause[main.start];
-        out.add(&["contrast", flag(after_contrast), flag(later_contrast)], 1.0);
+        out.add(
+            &["contrast", flag(after_contrast), flag(later_contrast)],
+            1.0,
+        );
         let len_bucket = match n {
             0..=12 => "s",
             13..=25 => "m",
@@ -508,7 +491,20 @@ impl<'t> Context<'t> {
             }
             if matches!(
                 f,
-                "the" | "a" | "an" | "his" | "her" | "their" | "its" | "of" | "to" | "with" | "against" | "on" | "at" | "for"
+                "the"
+                    | "a"
+                    | "an"
+                    | "his"
+                    | "her"
+                    | "their"
+                    | "its"
+                    | "of"
+                    | "to"
+                    | "with"
+                    | "against"
+                    | "on"
+                    | "at"
+                    | "for"
             ) {
                 out.add(&["prep", f], 1.0);
                 steps += 1;

@@ -7,6 +7,9 @@
 //! log-odds are tuned after training for macro-F1 (the classes are unbalanced, and a model trained for
 //! likelihood favours the majority one).
 
+// Class-indexed arithmetic over small fixed arrays reads clearer with indices than with zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
 use std::io::{Read, Write};
 
 use super::features::{Features, FEATURE_VERSION};
@@ -27,7 +30,9 @@ pub enum ModelError {
     NotAModel,
     #[error("stance model format {0}, this build reads format {FORMAT}")]
     Format(u32),
-    #[error("stance model built for features v{0}, this build computes v{FEATURE_VERSION}; retrain it")]
+    #[error(
+        "stance model built for features v{0}, this build computes v{FEATURE_VERSION}; retrain it"
+    )]
     FeatureVersion(u32),
     #[error("stance model truncated or corrupt")]
     Corrupt,
@@ -73,7 +78,12 @@ impl Model {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let scale = self.weights.iter().fold(0f32, |m, w| m.max(w.abs())).max(1e-6) / 32767.0;
+        let scale = self
+            .weights
+            .iter()
+            .fold(0f32, |m, w| m.max(w.abs()))
+            .max(1e-6)
+            / 32767.0;
         let mut raw = Vec::new();
         raw.extend_from_slice(MAGIC);
         for x in [FORMAT, FEATURE_VERSION, self.bits] {
@@ -191,15 +201,22 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], ModelError> {
-        let s = self.buf.get(self.at..self.at + n).ok_or(ModelError::Corrupt)?;
+        let s = self
+            .buf
+            .get(self.at..self.at + n)
+            .ok_or(ModelError::Corrupt)?;
         self.at += n;
         Ok(s)
     }
     fn u32(&mut self) -> Result<u32, ModelError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| ModelError::Corrupt)?))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().map_err(|_| ModelError::Corrupt)?,
+        ))
     }
     fn f32(&mut self) -> Result<f32, ModelError> {
-        Ok(f32::from_le_bytes(self.take(4)?.try_into().map_err(|_| ModelError::Corrupt)?))
+        Ok(f32::from_le_bytes(
+            self.take(4)?.try_into().map_err(|_| ModelError::Corrupt)?,
+        ))
     }
     fn varint(&mut self) -> Result<u64, ModelError> {
         let mut x = 0u64;
@@ -229,6 +246,9 @@ mod tests {
         assert_eq!(back.offsets, m.offsets);
         assert!((back.weights[3] - 1.5).abs() < 1e-3);
         assert!((back.weights[5 * CLASSES + 2] + 0.25).abs() < 1e-3);
-        assert!(matches!(Model::from_bytes(b"nope"), Err(ModelError::NotAModel)));
+        assert!(matches!(
+            Model::from_bytes(b"nope"),
+            Err(ModelError::NotAModel)
+        ));
     }
 }
