@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::article::{Article, RejectReason, Rejection};
-use crate::nlp::{Analysis, Document, Entity, EntityType, Pipeline, StanceLabel};
+use crate::nlp::{Analysis, Document, Entity, EntityType, Pipeline, Relation, StanceLabel};
 
 /// Bumped on any incompatible change to the records below.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -36,6 +36,9 @@ pub struct EnrichedArticle {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declared_language: Option<String>,
     pub entities: Vec<Entity>,
+    /// Stances of one entity toward another that the article reports ("X condemned Y"), by `entity_id`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relations: Vec<Relation>,
     /// Notes on how far to trust this record, e.g. `unsupported_language`, `invalid_published_at`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -86,6 +89,7 @@ impl EnrichedArticle {
             language_confidence: analysis.language.confidence,
             declared_language: article.language,
             entities: analysis.entities,
+            relations: analysis.relations,
             warnings,
             extra: article.extra,
             pipeline_version: Pipeline::VERSION.to_string(),

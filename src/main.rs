@@ -1,7 +1,8 @@
-//! The `stancewatch` command line: the service (`run`), the offline mode (`process`) and a self-contained demo
-//! against librdkafka's in-process mock cluster (`demo`).
+//! The `stancewatch` command line: the service (`run`), the offline mode (`process`), a self-contained demo
+//! against librdkafka's in-process mock cluster (`demo`), and model training and evaluation on the public
+//! datasets (`train`, `eval`), which is where their files are read.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +17,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use stancewatch::article::{Article, Limits};
 use stancewatch::config::{Config, LogFormat};
 use stancewatch::enriched::{enrich, load_pipeline, EnrichedArticle, EntityStanceRecord};
-use stancewatch::nlp::Pipeline;
+use stancewatch::nlp::lexicon::Lexicon;
+use stancewatch::nlp::{stance, Document, Pipeline, StanceLabel};
 use stancewatch::stream::mock::{publish_all, MockKafka, Publish};
 use stancewatch::stream::records::HEADER_ERROR_CLASS;
 use stancewatch::stream::{RunningService, Service};
@@ -58,12 +60,12 @@ enum Command {
         #[arg(long = "kb", value_name = "FILE")]
         knowledge_base_files: Vec<PathBuf>,
     },
-    /// Train a model (`train ner`: the entity recogniser, on CoNLL-2003 files).
+    /// Train a model: `train ner` (CoNLL-2003) or `train stance` (NewsMTSC).
     Train {
         #[command(subcommand)]
         what: TrainWhat,
     },
-    /// Measure a model on labelled data (`eval ner`: entity-level P/R/F1 and speed on a CoNLL file).
+    /// Measure a model on annotated data: `eval ner` (CoNLL), `eval stance` (NewsMTSC), `eval persent` (PerSenT).
     Eval {
         #[command(subcommand)]
         what: EvalWhat,
@@ -103,6 +105,32 @@ enum TrainWhat {
         #[arg(long, default_value_t = 5)]
         folds: usize,
     },
+    /// The mention-stance model, from NewsMTSC JSONL; offsets tuned for macro-F1 on the dev files.
+    Stance {
+        #[arg(long)]
+        train: PathBuf,
+        /// Dev file(s) for the class offsets and the reported figures; repeat for several.
+        #[arg(long, required = true)]
+        dev: Vec<PathBuf>,
+        #[arg(long, default_value = "models/stance.bin")]
+        out: PathBuf,
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long)]
+        bits: Option<u32>,
+        #[arg(long)]
+        l2: Option<f32>,
+        #[arg(long)]
+        learning_rate: Option<f32>,
+        #[arg(long)]
+        class_weight_power: Option<f32>,
+        /// Train without averaging the weights over epochs.
+        #[arg(long)]
+        no_average: bool,
+        /// Also report K-fold cross-validated macro-F1 on the training file.
+        #[arg(long, value_name = "K")]
+        cross_validate: Option<usize>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,6 +146,29 @@ enum EvalWhat {
         /// End with one JSON line: f1, precision, recall, per_type, tokens_per_sec, ...
         #[arg(long)]
         json: bool,
+    },
+    /// Mention stance on NewsMTSC JSONL: macro-F1, accuracy, per-class figures, speed.
+    Stance {
+        #[arg(long)]
+        newsmtsc: PathBuf,
+        /// Print the figures as one JSON object on the last line.
+        #[arg(long)]
+        json: bool,
+        /// A model file instead of the embedded one.
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+    /// Article stance on PerSenT CSV, through the whole pipeline: macro-F1, accuracy, coverage.
+    Persent {
+        #[arg(long)]
+        csv: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Search the aggregation parameters on this file and print the best (with 5-fold figures).
+        #[arg(long)]
+        tune: bool,
     },
 }
 
@@ -136,20 +187,8 @@ fn main() -> ExitCode {
             };
             process(input.as_deref(), limits, &knowledge_base_files)
         }
-        Command::Train {
-            what:
-                TrainWhat::Ner {
-                    train,
-                    dev,
-                    out,
-                    epochs,
-                    bits,
-                    folds,
-                },
-        } => train_ner(&train, &dev, &out, epochs, bits, folds),
-        Command::Eval {
-            what: EvalWhat::Ner { conll, model, json },
-        } => eval_ner(&conll, model.as_deref(), json),
+        Command::Train { what } => train(what),
+        Command::Eval { what } => eval(what),
         Command::Demo { serve, listen } => {
             init_logging(
                 cli.log_format.unwrap_or(LogFormat::Human),
@@ -730,4 +769,340 @@ fn print_event(
         }
     }
     Ok(())
+}
+
+fn read_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn load_model(path: Option<&Path>) -> Result<stance::Model> {
+    match path {
+        None => Ok(stance::embedded_model()),
+        Some(p) => {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            stance::Model::from_bytes(&bytes).with_context(|| format!("loading {}", p.display()))
+        }
+    }
+}
+
+fn train(what: TrainWhat) -> Result<ExitCode> {
+    match what {
+        TrainWhat::Ner {
+            train,
+            dev,
+            out,
+            epochs,
+            bits,
+            folds,
+        } => train_ner(&train, &dev, &out, epochs, bits, folds),
+        stance @ TrainWhat::Stance { .. } => train_stance(stance),
+    }
+}
+
+fn train_stance(what: TrainWhat) -> Result<ExitCode> {
+    let TrainWhat::Stance {
+        train,
+        dev,
+        out,
+        epochs,
+        bits,
+        l2,
+        learning_rate,
+        class_weight_power,
+        no_average,
+        cross_validate,
+    } = what
+    else {
+        unreachable!("train() routes only the stance command here")
+    };
+    let mut cfg = stance::train::TrainConfig::default();
+    cfg.epochs = epochs.unwrap_or(cfg.epochs);
+    cfg.bits = bits.unwrap_or(cfg.bits);
+    cfg.l2 = l2.unwrap_or(cfg.l2);
+    cfg.learning_rate = learning_rate.unwrap_or(cfg.learning_rate);
+    cfg.class_weight_power = class_weight_power.unwrap_or(cfg.class_weight_power);
+    cfg.average = !no_average;
+    let lexicon = Lexicon::embedded();
+    let sentences = stance::data::parse_newsmtsc(&read_file(&train)?)
+        .with_context(|| format!("parsing {}", train.display()))?;
+    let examples = stance::train::examples(&lexicon, &sentences, cfg.bits);
+    if let Some(k) = cross_validate {
+        let f1 = stance::train::cross_validate(&examples, &cfg, k.max(2));
+        println!("{k}-fold cross-validated F1m on the training file: {f1:.4}");
+    }
+    let mut devs = Vec::new();
+    for d in &dev {
+        let s = stance::data::parse_newsmtsc(&read_file(d)?)
+            .with_context(|| format!("parsing {}", d.display()))?;
+        devs.push((d.clone(), stance::train::examples(&lexicon, &s, cfg.bits)));
+    }
+    eprintln!(
+        "training on {} targets of {} sentences; {}",
+        examples.len(),
+        sentences.len(),
+        serde_json::to_string(&cfg)?
+    );
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(cfg.epochs as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut model = stance::train::train(&examples, &cfg, |epoch, loss| {
+        bar.set_position(epoch as u64);
+        bar.set_message(format!("loss {loss:.4}"));
+    });
+    bar.finish_and_clear();
+    let pooled: Vec<_> = devs.iter().flat_map(|(_, e)| e.iter().cloned()).collect();
+    model.offsets = stance::train::tune_offsets(&model, &pooled);
+    eprintln!(
+        "class offsets (against, neutral, favor): {:?}",
+        model.offsets
+    );
+    let bytes = model.to_bytes();
+    // Figures of the model as saved, after quantisation.
+    let saved = stance::Model::from_bytes(&bytes)?;
+    for (path, ex) in &devs {
+        let s = stance::train::scores(&stance::train::predict_all(&saved, ex));
+        println!(
+            "{}: F1m {:.4} accuracy {:.4} (n = {})",
+            path.display(),
+            s.f1m,
+            s.accuracy,
+            s.n
+        );
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote {} ({} bytes)", out.display(), bytes.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval(what: EvalWhat) -> Result<ExitCode> {
+    match what {
+        EvalWhat::Ner { conll, model, json } => eval_ner(&conll, model.as_deref(), json),
+        EvalWhat::Stance {
+            newsmtsc,
+            json,
+            model,
+        } => {
+            let model = load_model(model.as_deref())?;
+            let lexicon = Lexicon::embedded();
+            let sentences = stance::data::parse_newsmtsc(&read_file(&newsmtsc)?)
+                .with_context(|| format!("parsing {}", newsmtsc.display()))?;
+            let started = Instant::now();
+            let examples = stance::train::examples(&lexicon, &sentences, model.bits);
+            let pairs = stance::train::predict_all(&model, &examples);
+            let elapsed = started.elapsed().as_secs_f64();
+            let scores = stance::train::scores(&pairs);
+            let per_second = sentences.len() as f64 / elapsed.max(1e-9);
+            print_scores(&format!("{}", newsmtsc.display()), &scores);
+            println!(
+                "{} sentences in {elapsed:.3} s: {per_second:.0} sentences/s",
+                sentences.len()
+            );
+            if json {
+                let mut v = serde_json::to_value(&scores)?;
+                v["sentences"] = sentences.len().into();
+                v["sentences_per_second"] = ((per_second * 10.0).round() / 10.0).into();
+                println!("{}", serde_json::to_string(&v)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        EvalWhat::Persent {
+            csv,
+            json,
+            model,
+            tune,
+        } => {
+            let pipeline = Pipeline::with_stance_model(load_model(model.as_deref())?);
+            let articles = stance::data::parse_persent(&read_file(&csv)?)
+                .with_context(|| format!("parsing {}", csv.display()))?;
+            let started = Instant::now();
+            let mut pairs = Vec::new();
+            let mut found = 0usize;
+            let mut details = Vec::new();
+            for a in &articles {
+                let (analysis, mentions) = pipeline.analyze_detailed(&Document {
+                    title: Some(a.title.as_str()).filter(|t| !t.trim().is_empty()),
+                    body: &a.document,
+                    declared_language: Some("en"),
+                });
+                let target = stance::data::find_target(&analysis.entities, &a.target);
+                found += usize::from(target.is_some());
+                if tune && target.is_none() {
+                    eprintln!("target not found: {:?}", a.target);
+                }
+                // A target not found is a wrong answer, whatever the gold label.
+                let predicted = target.map(|t| analysis.entities[t].stance.label);
+                pairs.push((a.label, predicted.unwrap_or(wrong_for(a.label))));
+                if tune {
+                    let mine: Vec<stance::MentionStance> = target
+                        .map(|t| mentions.into_iter().filter(|m| m.entity == t).collect())
+                        .unwrap_or_default();
+                    details.push((a.label, mine));
+                }
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            let scores = stance::train::scores(&pairs);
+            let coverage = found as f64 / articles.len().max(1) as f64;
+            print_scores(&format!("{}", csv.display()), &scores);
+            println!(
+                "target found in {found} of {} articles (coverage {coverage:.4}); {:.1} articles/s",
+                articles.len(),
+                articles.len() as f64 / elapsed.max(1e-9)
+            );
+            if tune {
+                tune_aggregation(&details);
+            }
+            if json {
+                let mut v = serde_json::to_value(&scores)?;
+                v["coverage"] = ((coverage * 10_000.0).round() / 10_000.0).into();
+                v["articles"] = articles.len().into();
+                println!("{}", serde_json::to_string(&v)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A label different from `gold`, for scoring an article whose target was not found as wrong.
+fn wrong_for(gold: StanceLabel) -> StanceLabel {
+    if gold == StanceLabel::Neutral {
+        StanceLabel::Favor
+    } else {
+        StanceLabel::Neutral
+    }
+}
+
+fn print_scores(what: &str, s: &stance::train::Scores) {
+    println!(
+        "{what}: F1m {:.4} accuracy {:.4} (n = {})",
+        s.f1m, s.accuracy, s.n
+    );
+    for (label, c) in &s.per_class {
+        println!(
+            "  {label:<8} P {:.3} R {:.3} F1 {:.3} (support {})",
+            c.precision, c.recall, c.f1, c.support
+        );
+    }
+    println!(
+        "  confusion (rows gold, columns predicted; against, neutral, favor): {:?}",
+        s.confusion
+    );
+}
+
+/// Grid search of the aggregation parameters for macro-F1, reported with 5-fold cross-validated figures so
+/// that the gain from tuning on the same file can be told apart from a real one.
+fn tune_aggregation(details: &[(StanceLabel, Vec<stance::MentionStance>)]) {
+    use stance::aggregate::{decide, mean_probs, Params};
+    let grid = || {
+        let mut out = Vec::new();
+        for attributed_weight in [0.25f32, 0.5, 1.0] {
+            for pronoun_weight in [0.0f32, 0.5, 1.0] {
+                for title_weight in [1.0f32, 2.0, 4.0] {
+                    for lead_weight in [1.0f32, 2.0] {
+                        for f in [0.0f32, 0.05, 0.1, 0.15, 0.2, 0.3] {
+                            for a in [-0.4f32, -0.3, -0.2, -0.15, -0.1, -0.05] {
+                                out.push(Params {
+                                    attributed_weight,
+                                    pronoun_weight,
+                                    title_weight,
+                                    lead_weight,
+                                    favor_threshold: f,
+                                    against_threshold: a,
+                                    ..Params::TUNED
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    };
+    let f1_of = |p: &Params, idx: &mut dyn Iterator<Item = usize>| {
+        let pairs: Vec<(StanceLabel, StanceLabel)> = idx
+            .map(|i| {
+                let (gold, ms) = &details[i];
+                let refs: Vec<&stance::MentionStance> = ms.iter().collect();
+                let label = match mean_probs(p, &refs) {
+                    Some(mean) => decide(p, mean).0,
+                    None => wrong_for(*gold),
+                };
+                (*gold, label)
+            })
+            .collect();
+        stance::train::scores(&pairs).f1m
+    };
+    let grid = grid();
+    let n = details.len();
+    let best = |train: &dyn Fn(usize) -> bool| -> Params {
+        let mut best = (Params::TUNED, f64::NEG_INFINITY);
+        for p in &grid {
+            let f = f1_of(p, &mut (0..n).filter(|&i| train(i)));
+            if f > best.1 {
+                best = (*p, f);
+            }
+        }
+        best.0
+    };
+    let mut cv_pairs_f1 = Vec::new();
+    for fold in 0..5 {
+        let p = best(&|i| i % 5 != fold);
+        cv_pairs_f1.push(f1_of(&p, &mut (0..n).filter(|&i| i % 5 == fold)));
+    }
+    let p = best(&|_| true);
+    println!(
+        "thresholds tuned on all: F1m {:.4} with {p:?}; 5-fold cross-validated F1m {:.4} (folds {:?}); current {:.4}",
+        f1_of(&p, &mut (0..n)),
+        cv_pairs_f1.iter().sum::<f64>() / 5.0,
+        cv_pairs_f1.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+        f1_of(&Params::TUNED, &mut (0..n)),
+    );
+
+    // The fitted aggregator, over the summaries with the current weights; articles without the target
+    // stay wrong in the figures.
+    use stance::aggregate::{aggregator_probs, fit_aggregator, summary, SUMMARY};
+    let xs: Vec<Option<[f32; SUMMARY]>> = details
+        .iter()
+        .map(|(_, ms)| summary(&Params::TUNED, &ms.iter().collect::<Vec<_>>()))
+        .collect();
+    let ys: Vec<usize> = details
+        .iter()
+        .map(|(g, _)| stance::train::class_of(*g))
+        .collect();
+    for l2 in [0.0f32, 0.01, 0.1] {
+        let fit = |train: &dyn Fn(usize) -> bool| {
+            let (x, y): (Vec<[f32; SUMMARY]>, Vec<usize>) = (0..n)
+                .filter(|&i| train(i))
+                .filter_map(|i| xs[i].map(|x| (x, ys[i])))
+                .unzip();
+            fit_aggregator(&x, &y, l2)
+        };
+        let pairs_of = |w: &[[f32; SUMMARY]; 3], idx: &mut dyn Iterator<Item = usize>| {
+            idx.map(|i| {
+                let gold = details[i].0;
+                let pred = xs[i].map_or(wrong_for(gold), |x| {
+                    stance::train::label_of(stance::model::argmax(&aggregator_probs(w, &x)))
+                });
+                (gold, pred)
+            })
+            .collect::<Vec<_>>()
+        };
+        let mut cv = Vec::new();
+        for fold in 0..5 {
+            let w = fit(&|i| i % 5 != fold);
+            cv.extend(pairs_of(&w, &mut (0..n).filter(|&i| i % 5 == fold)));
+        }
+        let w = fit(&|_| true);
+        let all = stance::train::scores(&pairs_of(&w, &mut (0..n)));
+        println!(
+            "aggregator l2 {l2}: F1m {:.4} on all, 5-fold cross-validated F1m {:.4}; weights {:?}",
+            all.f1m,
+            stance::train::scores(&cv).f1m,
+            w.map(|r| r.map(|x| (x * 1000.0).round() / 1000.0))
+        );
+    }
 }

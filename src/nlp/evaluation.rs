@@ -66,65 +66,18 @@ fn confusion(pairs: &[(StanceLabel, StanceLabel)]) -> String {
 #[ignore]
 fn evaluation_newsmtsc_mention_stance() {
     let lexicon = Lexicon::embedded();
+    let model = stance::embedded_model();
     for file in ["newsmtsc/dev-rw.jsonl", "newsmtsc/dev-mt.jsonl"] {
         let Some(text) = read(file) else { return };
-        let mut by_threshold: BTreeMap<u32, Vec<(StanceLabel, StanceLabel)>> = BTreeMap::new();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let sentence = v["sentence_normalized"].as_str().unwrap();
-            let view = TextView::new(sentence);
-            let targets = v["targets"].as_array().unwrap();
-            let gold: Vec<StanceLabel> = targets
-                .iter()
-                .map(|t| match t["polarity"].as_f64().unwrap() as i64 {
-                    2 => StanceLabel::Against,
-                    6 => StanceLabel::Favor,
-                    _ => StanceLabel::Neutral,
-                })
-                .collect();
-            let entities: Vec<Entity> = targets
-                .iter()
-                .map(|t| {
-                    let (start, end) = (
-                        t["from"].as_u64().unwrap() as usize,
-                        t["to"].as_u64().unwrap() as usize,
-                    );
-                    Entity {
-                        entity_id: String::new(),
-                        name: String::new(),
-                        entity_type: EntityType::Person,
-                        mentions: vec![Mention {
-                            start,
-                            end,
-                            text: sentence.chars().skip(start).take(end - start).collect(),
-                            sentence: 0,
-                            field: Field::Body,
-                        }],
-                        salience: 1.0,
-                        stance: Stance {
-                            label: StanceLabel::Neutral,
-                            score: 0.0,
-                            evidence: vec![],
-                        },
-                    }
-                })
-                .collect();
-            for t in [2, 5, 10, 15, 20, 30] {
-                let mut es = entities.clone();
-                stance::score_with_threshold(&lexicon, &view, &mut es, t as f64 / 100.0);
-                let pairs = by_threshold.entry(t).or_default();
-                pairs.extend(gold.iter().zip(&es).map(|(g, e)| (*g, e.stance.label)));
-            }
-        }
-        for (t, pairs) in &by_threshold {
-            let (f1, acc) = macro_f1(pairs);
-            eprintln!(
-                "{file}: threshold {:.2}: F1m {f1:.3} accuracy {acc:.3} (n = {})",
-                *t as f64 / 100.0,
-                pairs.len()
-            );
-        }
-        eprintln!("{}", confusion(&by_threshold[&10]));
+        let sentences = stance::data::parse_newsmtsc(&text).unwrap();
+        let examples = stance::train::examples(&lexicon, &sentences, model.bits);
+        let pairs = stance::train::predict_all(&model, &examples);
+        let (f1, acc) = macro_f1(&pairs);
+        eprintln!(
+            "{file}: F1m {f1:.3} accuracy {acc:.3} (n = {})",
+            pairs.len()
+        );
+        eprintln!("{}", confusion(&pairs));
     }
 }
 

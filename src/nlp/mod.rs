@@ -17,6 +17,7 @@ pub mod kb;
 pub mod lang;
 pub mod lexicon;
 pub mod ner;
+pub mod relations;
 pub mod stance;
 pub mod text;
 
@@ -39,6 +40,9 @@ pub struct Document<'a> {
 pub struct Analysis {
     pub language: LanguageInfo,
     pub entities: Vec<Entity>,
+    /// Who says what about whom: stances of one entity toward another, as the article reports them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relations: Vec<Relation>,
     /// Machine-readable notes on how trustworthy the analysis is, e.g. `unsupported_language`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -169,6 +173,25 @@ pub struct Evidence {
     pub text: String,
 }
 
+/// One entity's stance toward another, as reported by the article ("Turkey condemned Armenia"): the
+/// source is the speaker or agent, the target what the statement is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Relation {
+    /// `entity_id` of the speaker or agent.
+    pub source: String,
+    /// `entity_id` of what the statement is about.
+    pub target: String,
+    pub stance: RelationStance,
+    pub evidence: Evidence,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationStance {
+    pub label: StanceLabel,
+    /// Confidence in `label`, in [0, 1].
+    pub score: f64,
+}
+
 /// A knowledge-base extension that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[error("knowledge base extension {name}, {source}; each line must be a JSON object in the kb/ format (see kb/README.md)")]
@@ -183,6 +206,7 @@ pub struct Pipeline {
     kb: kb::KnowledgeBase,
     recogniser: entities::Recogniser,
     lexicon: lexicon::Lexicon,
+    stance_model: stance::Model,
 }
 
 impl Pipeline {
@@ -197,6 +221,15 @@ impl Pipeline {
             recogniser: entities::Recogniser::new(&kb, tagger),
             kb,
             lexicon: lexicon::Lexicon::embedded(),
+            stance_model: stance::embedded_model(),
+        }
+    }
+
+    /// A pipeline with another mention-stance model, e.g. one just trained and not yet embedded.
+    pub fn with_stance_model(stance_model: stance::Model) -> Self {
+        Self {
+            stance_model,
+            ..Self::new()
         }
     }
 
@@ -220,9 +253,15 @@ impl Pipeline {
     }
 
     /// Version of the analysis, recorded in every output so replays by a newer model can be told apart.
-    pub const VERSION: &'static str = concat!("ner2p-", env!("CARGO_PKG_VERSION"));
+    pub const VERSION: &'static str = concat!("ner2p-stance-lr-", env!("CARGO_PKG_VERSION"));
 
     pub fn analyze(&self, doc: &Document<'_>) -> Analysis {
+        self.analyze_detailed(doc).0
+    }
+
+    /// [`Pipeline::analyze`], plus the model's reading of every (entity, sentence) pair the verdicts were
+    /// aggregated from, for tuning and inspecting the aggregation.
+    pub fn analyze_detailed(&self, doc: &Document<'_>) -> (Analysis, Vec<stance::MentionStance>) {
         let language = lang::identify(doc.body, doc.declared_language);
         let mut warnings = Vec::new();
         if !language.supported {
@@ -231,12 +270,21 @@ impl Pipeline {
         let body = text::TextView::new(doc.body);
         let title = doc.title.map(text::TextView::new);
         let mut found = entities::find(&self.kb, &self.recogniser, &body, title.as_ref());
-        stance::score(&self.lexicon, &body, &mut found);
-        Analysis {
+        let mentions = stance::score(
+            &self.lexicon,
+            &self.stance_model,
+            &body,
+            title.as_ref(),
+            &mut found,
+        );
+        let relations = relations::find(&self.lexicon, &body, &found, &mentions);
+        let analysis = Analysis {
             language,
             entities: found,
+            relations,
             warnings,
-        }
+        };
+        (analysis, mentions)
     }
 }
 

@@ -1,373 +1,219 @@
-//! Baseline stance: lexicon sentiment around each mention, aggregated per entity.
+//! Stance: a trained target-dependent model scores each mention's sentence, then the scores of an entity are
+//! aggregated into one verdict per article with the sentences that carry it.
 //!
-//! Each body mention is scored from the sentiment words of the clause that holds it (sentences are cut at
-//! semicolons, colons and contrastive conjunctions, since "X is strong, but Y is weak" says opposite things
-//! about X and Y). Words nearer the mention weigh more, negators flip the words in their scope, degree
-//! adverbs scale them, and the mention's own words never count ("Justice Party" is not praise). Mention scores
-//! are averaged per entity into a label, a confidence and the sentences that show it.
+//! The mention model ([`model`], over the features of [`features`]) is a multinomial logistic regression
+//! trained on NewsMTSC's news sentences; it reads where the target is, what is said on either side of it, the
+//! verbs it is agent or patient of, and whether it speaks or is quoted. It is embedded in the binary
+//! (`models/stance.bin`) and is the only thing loaded at construction; analysis does no I/O.
 //!
-//! This is a sentiment-near-target heuristic, not stance detection proper: it cannot tell whose opinion a
-//! sentence reports or what it is about. It is the floor that a trained model replaces.
+//! The article verdict is the author's: a mention inside a quotation or inside the reported speech of another
+//! entity ("X said Y is a disaster") says what X thinks of Y, so it counts for less toward the article's stance
+//! toward Y and is reported as a relation instead (see [`super::relations`]). How mentions are weighted and
+//! where the label thresholds sit was tuned on PerSenT dev ([`aggregate`]).
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use super::lexicon::Lexicon;
-use super::text::{TextView, Token};
-use super::{Entity, Evidence, Field, Stance, StanceLabel};
+use super::text::TextView;
+use super::{Entity, EntityType, Field, Stance, StanceLabel};
 
-/// A mean mention score beyond this is a stance; inside it, neutral.
-const THRESHOLD: f64 = 0.1;
-/// Tokens either side of a mention that can speak about it. Besides keeping the score local, this bounds the
-/// work per mention, so a megabyte-long "sentence" full of mentions stays linear.
-const WINDOW: usize = 20;
-/// Words after a negator that it reverses.
-const NEGATION_SCOPE: usize = 3;
-/// VADER's normalisation constant: `x / sqrt(x² + α)` maps a clause's summed valence into (-1, 1).
-const ALPHA: f64 = 15.0;
-const MAX_EVIDENCE: usize = 3;
+pub mod aggregate;
+pub mod data;
+pub mod features;
+pub mod model;
+pub mod train;
 
-/// Fills in the stance of every entity from its body mentions.
-pub fn score(lexicon: &Lexicon, body: &TextView<'_>, entities: &mut [Entity]) {
-    score_with_threshold(lexicon, body, entities, THRESHOLD);
+pub use model::{Model, ModelError};
+
+use features::{token_range, Context, Features};
+
+/// The committed model, gzip-compressed (see the README, "Retraining the stance model").
+const EMBEDDED_MODEL: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/stance.bin"));
+
+/// The embedded mention model.
+///
+/// # Panics
+/// If the embedded file does not load, which is a build defect (a model from other features, say).
+pub fn embedded_model() -> Model {
+    match Model::from_bytes(EMBEDDED_MODEL) {
+        Ok(m) => m,
+        Err(e) => panic!("embedded models/stance.bin: {e}"),
+    }
 }
 
-/// [`score`] with another label threshold, for the calibration runs in the evaluation tests.
-pub(crate) fn score_with_threshold(
+/// What the model says about one entity in one body or title sentence.
+#[derive(Debug, Clone)]
+pub struct MentionStance {
+    pub entity: usize,
+    pub field: Field,
+    pub sentence: usize,
+    /// Token range of the sentence in its field's view.
+    pub sentence_tokens: Range<usize>,
+    /// The entity's mentions in the sentence, as token ranges into the sentence.
+    pub spans: Vec<Range<usize>>,
+    /// Probabilities of against, neutral, favor.
+    pub probs: [f32; 3],
+    /// The entity speaks in this sentence ("X said ...").
+    pub speaker: bool,
+    /// Every mention of the entity here is inside quotation marks or the reported speech of another entity.
+    pub attributed: bool,
+    /// The entity is not named in this sentence, only referred to by a personal pronoun resolved to it.
+    pub pronoun: bool,
+}
+
+impl MentionStance {
+    /// Favor minus against probability, in [-1, 1].
+    pub fn polarity(&self) -> f32 {
+        self.probs[model::FAVOR] - self.probs[model::AGAINST]
+    }
+
+    pub fn label(&self) -> StanceLabel {
+        train::label_of(model::argmax(&self.probs))
+    }
+}
+
+/// Scores every (entity, sentence) pair of body and title, in entity then field then sentence order.
+pub fn mention_stances(
     lexicon: &Lexicon,
+    model: &Model,
     body: &TextView<'_>,
-    entities: &mut [Entity],
-    threshold: f64,
-) {
-    let tokens = body.tokens();
-    let spans: Vec<Vec<Range<usize>>> = entities
-        .iter()
-        .map(|e| {
-            e.mentions
-                .iter()
-                .filter(|m| m.field == Field::Body)
-                .map(|m| token_range(tokens, m.start, m.end))
-                .filter(|r| !r.is_empty())
-                .collect()
-        })
-        .collect();
-    let mut in_mention = vec![false; tokens.len()];
-    for r in spans.iter().flatten() {
-        in_mention[r.clone()].iter_mut().for_each(|x| *x = true);
-    }
-    let clauses = Clauses::new(lexicon, body);
-    let words = word_infos(lexicon, tokens, &in_mention);
-    let negation = lexicon.negation_scalar();
-    for (entity, spans) in entities.iter_mut().zip(spans) {
-        let scored: Vec<(usize, f64)> = spans
-            .into_iter()
-            .map(|r| {
-                (
-                    tokens[r.start].sentence,
-                    mention_score(&words, negation, &clauses, r),
-                )
-            })
-            .collect();
-        entity.stance = aggregate(body, &scored, threshold);
-    }
-}
-
-/// Tokens whose start lies in the code-point span; mentions are token-aligned by construction.
-fn token_range(tokens: &[Token], start: usize, end: usize) -> Range<usize> {
-    tokens.partition_point(|t| t.start < start)..tokens.partition_point(|t| t.start < end)
-}
-
-/// Clause of every token: a new clause starts with each sentence, after ";" and ":", and at a contrastive
-/// conjunction.
-struct Clauses {
-    of_token: Vec<usize>,
-    ranges: Vec<Range<usize>>,
-}
-
-impl Clauses {
-    fn new(lexicon: &Lexicon, view: &TextView<'_>) -> Self {
+    title: Option<&TextView<'_>>,
+    entities: &[Entity],
+) -> Vec<MentionStance> {
+    let mut out = Vec::new();
+    for (field, view) in [(Field::Body, Some(body)), (Field::Title, title)] {
+        let Some(view) = view else { continue };
         let tokens = view.tokens();
-        let mut of_token = Vec::with_capacity(tokens.len());
-        let mut ranges: Vec<Range<usize>> = Vec::new();
-        for (i, t) in tokens.iter().enumerate() {
-            let new_sentence = i == 0 || tokens[i - 1].sentence != t.sentence;
-            let after_stop = i > 0 && matches!(tokens[i - 1].norm.as_str(), ";" | ":");
-            if new_sentence || after_stop || lexicon.is_contrastive(&t.lower) {
-                if let Some(last) = ranges.last_mut() {
-                    last.end = i;
+        // Mentions of every entity per sentence, in sentence-local token ranges.
+        let mut per_sentence: Vec<Vec<(usize, Range<usize>)>> =
+            vec![Vec::new(); view.sentences().len()];
+        for (e, entity) in entities.iter().enumerate() {
+            for m in entity.mentions.iter().filter(|m| m.field == field) {
+                let r = token_range(tokens, m.start, m.end);
+                if r.is_empty() {
+                    continue;
                 }
-                ranges.push(i..tokens.len());
+                let s = tokens[r.start].sentence;
+                let base = view.sentences()[s].tokens.start;
+                per_sentence[s].push((e, r.start - base..r.end - base));
             }
-            of_token.push(ranges.len() - 1);
         }
-        Clauses { of_token, ranges }
-    }
-}
-
-/// What the lexicon says about one token, looked up once per article rather than once per mention window.
-#[derive(Debug, Clone, Copy, Default)]
-struct WordInfo {
-    /// A word whose valence counts: not punctuation, not a negator or degree adverb, not part of a mention.
-    scored: bool,
-    /// A word, as opposed to punctuation; negation scope and degree adverbs look back over words only.
-    word: bool,
-    /// Counts toward distances: a word that is neither a negator nor a degree adverb.
-    content: bool,
-    valence: f64,
-    negator: bool,
-    degree: Option<f64>,
-}
-
-fn word_infos(lexicon: &Lexicon, tokens: &[Token], in_mention: &[bool]) -> Vec<WordInfo> {
-    tokens
-        .iter()
-        .zip(in_mention)
-        .map(|(t, &mention)| {
-            if !t.is_word() {
-                return WordInfo::default();
+        let mut pronouns = vec![false; per_sentence.len()];
+        if field == Field::Body {
+            resolve_pronouns(view, entities, &mut per_sentence, &mut pronouns);
+        }
+        let mut features = Features::new(model.bits);
+        for (s, mentions) in per_sentence.iter().enumerate() {
+            if mentions.is_empty() {
+                continue;
             }
-            let negator = lexicon.is_negator(&t.lower);
-            let degree = lexicon.degree(&t.lower);
-            let content = !negator && degree.is_none();
-            let valence = if content {
-                lexicon.valence(&t.lower)
-            } else {
-                None
-            };
-            WordInfo {
-                scored: content && !mention && valence.is_some(),
-                word: true,
-                content,
-                valence: valence.unwrap_or(0.0),
-                negator,
-                degree,
+            let range = view.sentences()[s].tokens.clone();
+            let ctx = Context::new(lexicon, &tokens[range.clone()]);
+            let speakers: Vec<usize> = mentions
+                .iter()
+                .filter(|(_, r)| ctx.is_speaker(r))
+                .map(|(e, _)| *e)
+                .collect();
+            let mut done: Vec<usize> = Vec::new();
+            for &(e, _) in mentions {
+                if done.contains(&e) {
+                    continue;
+                }
+                done.push(e);
+                let spans: Vec<Range<usize>> = mentions
+                    .iter()
+                    .filter(|(x, _)| *x == e)
+                    .map(|(_, r)| r.clone())
+                    .collect();
+                features.clear();
+                ctx.features(&spans, &mut features);
+                let speaker = speakers.contains(&e);
+                let other_speaker = speakers.iter().any(|&x| x != e);
+                let attributed =
+                    !speaker && (spans.iter().all(|r| ctx.in_quote(r)) || other_speaker);
+                out.push(MentionStance {
+                    entity: e,
+                    field,
+                    sentence: s,
+                    sentence_tokens: range.clone(),
+                    spans,
+                    probs: model.probabilities(&features),
+                    speaker,
+                    attributed,
+                    pronoun: pronouns[s],
+                });
             }
-        })
-        .collect()
+        }
+    }
+    out.sort_by_key(|m| (m.entity, m.field != Field::Body, m.sentence));
+    out
 }
 
-/// Score in (-1, 1) of what the mention's clause says around it.
-fn mention_score(
-    words: &[WordInfo],
-    negation_scalar: f64,
-    clauses: &Clauses,
-    mention: Range<usize>,
-) -> f64 {
-    let clause = &clauses.ranges[clauses.of_token[mention.start]];
-    let lo = clause.start.max(mention.start.saturating_sub(WINDOW));
-    let hi = clause.end.min(mention.end + WINDOW);
-    // Distance counts content words only, so "very good" is as close to the mention as "good".
-    let mut rank = Vec::with_capacity(hi - lo);
-    let mut content = 0usize;
-    for w in &words[lo..hi] {
-        rank.push(content);
-        content += usize::from(w.content);
-    }
-    let rank_at = |t: usize| rank[t - lo];
-    let mut sum = 0.0;
-    for t in lo..hi {
-        if !words[t].scored {
+/// Subject and possessive pronouns that can stand for a person named before.
+const PERSONAL: &[&str] = &["he", "she", "his", "her", "him"];
+
+/// Adds, to sentences that name no person, the personal pronouns there as mentions of the person named last
+/// before them. Articles about someone name them once or twice and say "he" or "she" for the rest; without
+/// this, most of what an article says about its subject would go unread. Deliberately simple: no gender or
+/// number agreement, and only while no other person has been named since.
+fn resolve_pronouns(
+    view: &TextView<'_>,
+    entities: &[Entity],
+    per_sentence: &mut [Vec<(usize, Range<usize>)>],
+    pronoun_sentence: &mut [bool],
+) {
+    let tokens = view.tokens();
+    let mut last_person: Option<usize> = None;
+    for (s, sentence) in view.sentences().iter().enumerate() {
+        let persons: Vec<&(usize, Range<usize>)> = per_sentence[s]
+            .iter()
+            .filter(|(e, _)| entities[*e].entity_type == EntityType::Person)
+            .collect();
+        if let Some(last) = persons.iter().max_by_key(|(_, r)| r.start) {
+            last_person = Some(last.0);
             continue;
         }
-        let mut v = words[t].valence;
-        let mut before = words[lo..t]
-            .iter()
-            .rev()
-            .filter(|w| w.word)
-            .take(NEGATION_SCOPE);
-        if let Some(factor) = before.clone().next().and_then(|w| w.degree) {
-            v *= factor;
+        let Some(person) = last_person else { continue };
+        let base = sentence.tokens.start;
+        let spans: Vec<Range<usize>> = sentence
+            .tokens
+            .clone()
+            .filter(|&i| PERSONAL.contains(&tokens[i].lower.as_str()))
+            .map(|i| i - base..i - base + 1)
+            .collect();
+        if !spans.is_empty() {
+            pronoun_sentence[s] = true;
+            per_sentence[s].extend(spans.into_iter().map(|r| (person, r)));
         }
-        if before.any(|w| w.negator) {
-            v *= negation_scalar;
-        }
-        let distance = if t < mention.start {
-            rank_at(mention.start) - rank_at(t)
-        } else {
-            rank_at(t) - rank_at(mention.end - 1)
-        };
-        sum += v * 4.0 / (3.0 + distance as f64);
     }
-    sum / (sum * sum + ALPHA).sqrt()
 }
 
-/// Label, confidence and evidence from the (sentence, score) pairs of an entity's body mentions.
-fn aggregate(body: &TextView<'_>, scored: &[(usize, f64)], threshold: f64) -> Stance {
-    if scored.is_empty() {
-        // Named only in the title: nothing to judge by, so neutral without conviction.
-        return Stance {
-            label: StanceLabel::Neutral,
-            score: 0.5,
-            evidence: Vec::new(),
-        };
+/// Fills in the stance of every entity. Returns the per-sentence scores, which relations reuse.
+pub fn score(
+    lexicon: &Lexicon,
+    model: &Model,
+    body: &TextView<'_>,
+    title: Option<&TextView<'_>>,
+    entities: &mut [Entity],
+) -> Vec<MentionStance> {
+    let mentions = mention_stances(lexicon, model, body, title, entities);
+    let n_sentences = body.sentences().len();
+    for (e, entity) in entities.iter_mut().enumerate() {
+        let mine: Vec<&MentionStance> = mentions.iter().filter(|m| m.entity == e).collect();
+        entity.stance = aggregate::verdict(body, n_sentences, &mine);
     }
-    let n = scored.len() as f64;
-    let total: f64 = scored.iter().map(|s| s.1).sum();
-    let total_abs: f64 = scored.iter().map(|s| s.1.abs()).sum();
-    let mean = total / n;
-    let squash = |x: f64| x / (x + threshold);
-    let (label, confidence) = if mean.abs() > threshold {
-        // Strength of the mean, discounted when mentions pull in different directions.
-        let agreement = if total_abs > 0.0 {
-            total.abs() / total_abs
-        } else {
-            1.0
-        };
-        let label = if mean > 0.0 {
-            StanceLabel::Favor
-        } else {
-            StanceLabel::Against
-        };
-        (label, squash(mean.abs()) * agreement)
-    } else {
-        // Neutral is only convincing when the mentions carry little polarity at all, not when strong
-        // praise and strong blame cancel out.
-        (StanceLabel::Neutral, 1.0 - squash(total_abs / n))
-    };
-    let mut by_sentence: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
-    for &(s, x) in scored {
-        let e = by_sentence.entry(s).or_default();
-        e.0 += x;
-        e.1 += 1.0;
-    }
-    let mut sentences: Vec<(usize, f64)> = by_sentence
-        .into_iter()
-        .map(|(s, (sum, k))| (s, sum / k))
-        .collect();
-    match label {
-        StanceLabel::Favor => {
-            sentences.retain(|s| s.1 > 0.0);
-            sentences.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        }
-        StanceLabel::Against => {
-            sentences.retain(|s| s.1 < 0.0);
-            sentences.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        }
-        StanceLabel::Neutral => {
-            sentences.sort_by(|a, b| a.1.abs().total_cmp(&b.1.abs()).then(a.0.cmp(&b.0)))
-        }
-    }
-    let evidence = sentences
-        .into_iter()
-        .take(MAX_EVIDENCE)
-        .map(|(s, _)| {
-            let sentence = &body.sentences()[s];
-            Evidence {
-                sentence: s,
-                start: sentence.start,
-                end: sentence.end,
-                text: body.sentence_text(s).to_string(),
-            }
-        })
-        .collect();
+    mentions
+}
+
+/// A neutral verdict with no evidence, for entities nothing can be said about.
+pub fn no_stance() -> Stance {
     Stance {
-        label,
-        score: round4(confidence.clamp(0.0, 1.0)),
-        evidence,
+        label: StanceLabel::Neutral,
+        score: 0.5,
+        evidence: Vec::new(),
     }
-}
-
-fn round4(x: f64) -> f64 {
-    (x * 10_000.0).round() / 10_000.0
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::nlp::{EntityType, Mention};
-
-    fn entity_at(view: &TextView<'_>, needle: &str) -> Entity {
-        let byte = view.text().find(needle).unwrap();
-        let start = view.text()[..byte].chars().count();
-        let end = start + needle.chars().count();
-        Entity {
-            entity_id: "sw:x".into(),
-            name: needle.into(),
-            entity_type: EntityType::Person,
-            mentions: vec![Mention {
-                start,
-                end,
-                text: needle.into(),
-                sentence: 0,
-                field: Field::Body,
-            }],
-            salience: 1.0,
-            stance: Stance {
-                label: StanceLabel::Neutral,
-                score: 0.0,
-                evidence: Vec::new(),
-            },
-        }
-    }
-
-    fn stance_of(text: &str, needle: &str) -> Stance {
-        let lexicon = Lexicon::embedded();
-        let view = TextView::new(text);
-        let mut es = vec![entity_at(&view, needle)];
-        score(&lexicon, &view, &mut es);
-        es.remove(0).stance
-    }
-
-    #[test]
-    fn negation_flips_the_lexicon_score() {
-        let plain = stance_of("Voters support Smith.", "Smith");
-        let negated = stance_of("Voters do not support Smith.", "Smith");
-        assert_eq!(plain.label, StanceLabel::Favor, "{plain:?}");
-        assert_eq!(negated.label, StanceLabel::Against, "{negated:?}");
-        let lexicon = Lexicon::embedded();
-        let score_of = |text: &str| {
-            let view = TextView::new(text);
-            let tokens = view.tokens();
-            let in_mention: Vec<bool> = tokens.iter().map(|t| t.norm == "Smith").collect();
-            let at = tokens.iter().position(|t| t.norm == "Smith").unwrap();
-            let words = word_infos(&lexicon, tokens, &in_mention);
-            let clauses = Clauses::new(&lexicon, &view);
-            mention_score(&words, lexicon.negation_scalar(), &clauses, at..at + 1)
-        };
-        let (p, n) = (
-            score_of("Voters support Smith."),
-            score_of("Voters do not support Smith."),
-        );
-        assert!(p > 0.0 && n < 0.0 && n.abs() < p, "{p} {n}");
-    }
-
-    #[test]
-    fn clauses_split_at_but() {
-        let text = "Jones is a brilliant and honest leader, but Smith is a corrupt liar.";
-        assert_eq!(stance_of(text, "Jones").label, StanceLabel::Favor);
-        assert_eq!(stance_of(text, "Smith").label, StanceLabel::Against);
-    }
-
-    #[test]
-    fn neutral_without_sentiment_words_and_evidence_points_at_sentences() {
-        let s = stance_of(
-            "The meeting took place on Tuesday. Smith arrived at noon.",
-            "Smith",
-        );
-        assert_eq!(s.label, StanceLabel::Neutral);
-        assert_eq!(s.score, 1.0);
-        assert_eq!(s.evidence.len(), 1);
-        assert_eq!(s.evidence[0].text, "Smith arrived at noon.");
-        assert_eq!(
-            (
-                s.evidence[0].sentence,
-                s.evidence[0].start,
-                s.evidence[0].end
-            ),
-            (1, 35, 57)
-        );
-    }
-
-    #[test]
-    fn intensifiers_strengthen() {
-        let lexicon = Lexicon::embedded();
-        let strength = |text: &str| {
-            let view = TextView::new(text);
-            let mut es = vec![entity_at(&view, "Smith")];
-            score(&lexicon, &view, &mut es);
-            es[0].stance.score
-        };
-        assert!(strength("Smith is very good.") > strength("Smith is good."));
-        assert!(strength("Smith is slightly good.") < strength("Smith is good."));
-    }
-}
+mod tests;

@@ -1,0 +1,556 @@
+//! Target-aware features of one sentence toward one target, hashed into a fixed-size sparse vector.
+//!
+//! The model has to tell what a sentence says *about the target*, not how positive the sentence is, so most
+//! features are anchored at the target's mentions: the words either side of it, with their direction and
+//! distance; the words of the clause that holds it (clauses are cut at contrastive conjunctions, so "A is
+//! strong, but B is weak" puts A and B in different clauses); lexicon valences summed per side and per clause
+//! with negation scope applied; the target's role around stance-bearing verbs ("X accused Y" makes X the agent
+//! and Y the patient of an accusation, "Y was praised by X" the reverse); whether the target speaks, is quoted
+//! about or sits inside a quotation. Target-masked sentence n-grams carry the general tone of the sentence,
+//! which in news usually falls on the target too. Features are strings hashed with FNV-1a, so the model needs
+//! no vocabulary and unseen words cost nothing.
+
+// Class-indexed arithmetic over small fixed arrays reads clearer with indices than with zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
+use std::ops::Range;
+
+use super::super::lexicon::Lexicon;
+use super::super::text::Token;
+
+/// Bumped whenever the features change meaning, so a model trained on other features is refused at load.
+pub const FEATURE_VERSION: u32 = 4;
+
+/// Words either side of a mention that get positional features.
+const WINDOW: usize = 8;
+/// Words after a negator whose valence it reverses.
+const NEGATION_SCOPE: usize = 3;
+
+/// Hashed sparse features, duplicates allowed (their values add up in the dot product).
+#[derive(Debug, Default, Clone)]
+pub struct Features {
+    pub items: Vec<(u32, f32)>,
+    mask: u32,
+}
+
+impl Features {
+    pub fn new(bits: u32) -> Self {
+        Features {
+            items: Vec::with_capacity(256),
+            mask: (1u32 << bits) - 1,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.items.clear();
+    }
+
+    fn add(&mut self, parts: &[&str], value: f32) {
+        // FNV-1a over the parts with a separator byte, so ("ab", "c") and ("a", "bc") differ.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for p in parts {
+            for &b in p.as_bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            h ^= 0xff;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        // Fold the high bits in: FNV's low bits alone mix poorly for short keys.
+        let folded = (h ^ (h >> 29) ^ (h >> 47)) as u32;
+        self.items.push((folded & self.mask, value));
+    }
+}
+
+/// Words that introduce reported speech; a target right before one is the speaker.
+const SPEECH: &[&str] = &[
+    "said",
+    "says",
+    "say",
+    "told",
+    "tells",
+    "added",
+    "stated",
+    "argued",
+    "argues",
+    "claimed",
+    "claims",
+    "wrote",
+    "writes",
+    "insisted",
+    "warned",
+    "noted",
+    "explained",
+    "declared",
+    "announced",
+    "tweeted",
+    "asserted",
+    "suggested",
+    "acknowledged",
+    "admitted",
+    "replied",
+    "responded",
+    "according",
+    "believes",
+    "thinks",
+];
+
+/// Function words skipped when looking for the verb that governs the target.
+const SKIP: &[&str] = &[
+    "has", "have", "had", "was", "were", "is", "are", "be", "been", "being", "will", "would",
+    "could", "should", "may", "might", "must", "can", "also", "then", "later", "again", "already",
+    "still", "just", "even", "who", "which", "that", "did", "does", "do", "to", "the", "a", "an",
+];
+
+const PRONOUNS: &[&str] = &[
+    "he", "she", "him", "her", "his", "hers", "they", "them", "their", "it", "its", "i", "we",
+    "you",
+];
+
+pub fn is_speech_word(lower: &str) -> bool {
+    SPEECH.contains(&lower)
+}
+
+/// What the lexicon says about each token of a context, computed once and shared by all its targets.
+#[derive(Debug, Clone)]
+pub struct Context<'t> {
+    tokens: &'t [Token],
+    /// Word form used in features: lowercased, digits folded.
+    forms: Vec<String>,
+    /// Valence with degree and negation applied, 0 for non-sentiment words.
+    valence: Vec<f32>,
+    /// Inside a negator's scope.
+    negated: Vec<bool>,
+    /// Clause index per token.
+    clause: Vec<u16>,
+    /// Number of quotation marks before the token.
+    quotes_before: Vec<u16>,
+    word: Vec<bool>,
+    has_speech: bool,
+}
+
+impl<'t> Context<'t> {
+    pub fn new(lexicon: &Lexicon, tokens: &'t [Token]) -> Self {
+        let n = tokens.len();
+        let mut forms = Vec::with_capacity(n);
+        let mut valence = vec![0f32; n];
+        let mut negated = vec![false; n];
+        let mut clause = Vec::with_capacity(n);
+        let mut quotes_before = Vec::with_capacity(n);
+        let mut word = Vec::with_capacity(n);
+        let mut c = 0u16;
+        let mut quotes = 0u16;
+        let mut scope = 0usize;
+        let mut degree: Option<f64> = None;
+        let mut has_speech = false;
+        for (i, t) in tokens.iter().enumerate() {
+            let lower = t.lower.as_str();
+            let is_word = t.is_word();
+            word.push(is_word);
+            forms.push(if lower.chars().any(|ch| ch.is_ascii_digit()) {
+                "<num>".to_string()
+            } else {
+                lower.to_string()
+            });
+            if i > 0 && (matches!(lower, ";" | ":") || lexicon.is_contrastive(lower)) {
+                c = c.saturating_add(1);
+            }
+            clause.push(c);
+            quotes_before.push(quotes);
+            if lower == "\"" {
+                quotes = quotes.saturating_add(1);
+            }
+            has_speech |= is_speech_word(lower);
+            if !is_word {
+                continue;
+            }
+            if lexicon.is_negator(lower) {
+                scope = NEGATION_SCOPE;
+                continue;
+            }
+            if let Some(d) = lexicon.degree(lower) {
+                degree = Some(d);
+                continue;
+            }
+            if let Some(v) = lexicon.valence(lower) {
+                let mut v = v * degree.unwrap_or(1.0);
+                if scope > 0 {
+                    v *= lexicon.negation_scalar();
+                }
+                valence[i] = v as f32;
+            }
+            negated[i] = scope > 0;
+            scope = scope.saturating_sub(1);
+            degree = None;
+        }
+        Context {
+            tokens,
+            forms,
+            valence,
+            negated,
+            clause,
+            quotes_before,
+            word,
+            has_speech,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The target is the subject of a speech verb ("X said", "X told", "according to X", "said X").
+    pub fn is_speaker(&self, span: &Range<usize>) -> bool {
+        let n = self.len();
+        let after = (span.end..n.min(span.end + 3))
+            .filter(|&i| self.word[i])
+            .take(2)
+            .any(|i| is_speech_word(&self.forms[i]) && self.forms[i] != "according");
+        // "..., said X" attributes only when the speech came before; in "Y said X is ..." X is the topic.
+        let said_before = span.start >= 2
+            && matches!(
+                self.forms[span.start - 1].as_str(),
+                "said" | "says" | "told"
+            )
+            && matches!(self.forms[span.start - 2].as_str(), "," | "\"");
+        let before = said_before
+            || span.start >= 2
+                && self.forms[span.start - 2] == "according"
+                && self.forms[span.start - 1] == "to";
+        after || before
+    }
+
+    /// The target sits between an odd number of quotation marks: inside someone's quoted words.
+    pub fn in_quote(&self, span: &Range<usize>) -> bool {
+        self.quotes_before[span.start] % 2 == 1
+    }
+
+    /// Number of quotation marks in the context.
+    pub fn has_quote(&self) -> bool {
+        self.quotes_before.last().is_some_and(|&q| q > 0)
+            || self.tokens.last().is_some_and(|t| t.lower == "\"")
+    }
+
+    pub fn has_speech(&self) -> bool {
+        self.has_speech
+    }
+
+    /// Signed valence of a token after negation and degree, 0 when it carries none.
+    pub fn valence(&self, i: usize) -> f32 {
+        self.valence[i]
+    }
+
+    /// Appends the features of the target whose mentions in this context are `spans` (the first is the main
+    /// one). Spans are token ranges into the context, non-empty.
+    pub fn features(&self, spans: &[Range<usize>], out: &mut Features) {
+        let n = self.len();
+        if spans.is_empty() || n == 0 {
+            return;
+        }
+        let mut in_target = vec![false; n];
+        for s in spans {
+            in_target[s.clone()].iter_mut().for_each(|x| *x = true);
+        }
+        let form = |i: usize| -> &str {
+            if in_target[i] {
+                "<t>"
+            } else {
+                &self.forms[i]
+            }
+        };
+        out.add(&["bias"], 1.0);
+
+        // Sentence n-grams, target masked: the general tone.
+        let mut prev: Option<&str> = None;
+        for i in 0..n {
+            if in_target[i] && i > 0 && in_target[i - 1] {
+                continue;
+            }
+            let f = form(i);
+            if self.word[i] && !in_target[i] {
+                out.add(&["u", f], 1.0);
+                if self.negated[i] {
+                    out.add(&["un", f], 1.0);
+                }
+            }
+            if let Some(p) = prev {
+                out.add(&["b", p, f], 1.0);
+            }
+            prev = Some(f);
+        }
+
+        let main = &spans[0];
+        let nearest = |i: usize| -> (bool, usize) {
+            // (left of the target?, distance in tokens to the nearest mention)
+            let mut best = (true, usize::MAX);
+            for s in spans {
+                if i < s.start && s.start - i < best.1 {
+                    best = (true, s.start - i);
+                } else if i >= s.end && i + 1 - s.end < best.1 {
+                    best = (false, i + 1 - s.end);
+                }
+            }
+            best
+        };
+
+        // Positional words and lexicon sums by side and distance.
+        let mut sums = [0f32; 8]; // left near/far pos/neg, right near/far pos/neg
+        let mut clause_sum = [0f32; 2];
+        let mut other_sum = [0f32; 2];
+        let mut decayed = 0f32;
+        let target_clauses: Vec<u16> = spans.iter().map(|s| self.clause[s.start]).collect();
+        for i in 0..n {
+            if in_target[i] {
+                continue;
+            }
+            let (left, d) = nearest(i);
+            let dir = if left { "L" } else { "R" };
+            let same_clause = target_clauses.contains(&self.clause[i]);
+            if self.word[i] && d <= WINDOW {
+                let bucket = match d {
+                    1 => "1",
+                    2 => "2",
+                    3 | 4 => "3",
+                    _ => "5",
+                };
+                out.add(&[dir, bucket, &self.forms[i]], 1.0);
+                out.add(&[dir, &self.forms[i]], 1.0);
+            }
+            if same_clause && self.word[i] {
+                out.add(&["c", &self.forms[i]], 1.0);
+            }
+            let v = self.valence[i];
+            if v != 0.0 {
+                let near = d <= 4;
+                let k = usize::from(!left) * 4 + usize::from(!near) * 2 + usize::from(v < 0.0);
+                sums[k] += v.abs() / 4.0;
+                let side = if same_clause {
+                    &mut clause_sum
+                } else {
+                    &mut other_sum
+                };
+                side[usize::from(v < 0.0)] += v.abs() / 4.0;
+                decayed += v * 4.0 / (3.0 + d as f32);
+                let sign = if v > 0.0 { "+" } else { "-" };
+                let near_s = if near { "n" } else { "f" };
+                let clause_s = if same_clause { "c" } else { "o" };
+                out.add(&["lex", dir, near_s, clause_s, sign], 1.0);
+                if self.negated[i] {
+                    out.add(&["lexneg", dir, sign], 1.0);
+                }
+            }
+        }
+        const SUM_NAMES: [&str; 8] = ["Lnp", "Lnn", "Lfp", "Lfn", "Rnp", "Rnn", "Rfp", "Rfn"];
+        for (k, s) in sums.iter().enumerate() {
+            if *s > 0.0 {
+                out.add(&["sum", SUM_NAMES[k]], s.min(3.0));
+            }
+        }
+        for (name, s) in [("cl", clause_sum), ("ot", other_sum)] {
+            if s[0] > 0.0 {
+                out.add(&["sum", name, "+"], s[0].min(3.0));
+            }
+            if s[1] > 0.0 {
+                out.add(&["sum", name, "-"], s[1].min(3.0));
+            }
+            let net = s[0] - s[1];
+            let b = bucket_signed(net);
+            out.add(&["net", name, b], 1.0);
+        }
+        let squashed = decayed / (decayed * decayed + 15.0).sqrt();
+        out.add(&["decayed"], squashed);
+        out.add(&["decb", bucket_signed(squashed * 2.0)], 1.0);
+
+        // Immediate neighbours and bigrams anchored at the main mention.
+        let l1 = main.start.checked_sub(1).map(form).unwrap_or("<s>");
+        let l2 = main.start.checked_sub(2).map(form).unwrap_or("<s>");
+        let r1 = if main.end < n { form(main.end) } else { "</s>" };
+        let r2 = if main.end + 1 < n {
+            form(main.end + 1)
+        } else {
+            "</s>"
+        };
+        out.add(&["L12", l2, l1], 1.0);
+        out.add(&["R12", r1, r2], 1.0);
+
+        // Role around the governing verbs.
+        for s in spans {
+            self.role_features(s, &in_target, out);
+        }
+
+        // Quotes, speech, attribution.
+        let speaker = spans.iter().any(|s| self.is_speaker(s));
+        let quoted = spans.iter().any(|s| self.in_quote(s));
+        out.add(&["speaker", flag(speaker)], 1.0);
+        out.add(&["inquote", flag(quoted)], 1.0);
+        out.add(&["hasquote", flag(self.has_quote())], 1.0);
+        out.add(&["hasspeech", flag(self.has_speech)], 1.0);
+        if speaker {
+            // What a speaker says is mostly about others; their own treatment shows in the verb and clause.
+            let b = bucket_signed(clause_sum[0] - clause_sum[1]);
+            out.add(&["speaker_net", b], 1.0);
+        }
+
+        // Where the target sits and what it is.
+        let first = main.start == 0 || (main.start == 1 && !self.word[0]);
+        out.add(&["first", flag(first)], 1.0);
+        let pos = (main.start * 4 / n.max(1)).min(3);
+        out.add(&["pos", &pos.to_string()], 1.0);
+        let pron =
+            (main.end - main.start == 1) && PRONOUNS.contains(&self.forms[main.start].as_str());
+        out.add(&["pron", flag(pron)], 1.0);
+        out.add(&["nment", &spans.len().min(3).to_string()], 1.0);
+        let after_contrast = self.clause[main.start] > 0;
+        let later_contrast = self.clause[n - 1] > self.clause[main.start];
+        out.add(
+            &["contrast", flag(after_contrast), flag(later_contrast)],
+            1.0,
+        );
+        let len_bucket = match n {
+            0..=12 => "s",
+            13..=25 => "m",
+            26..=40 => "l",
+            _ => "x",
+        };
+        out.add(&["len", len_bucket], 1.0);
+    }
+
+    /// The first content word after the target, past auxiliaries, adverbs and negators: the verb it is the
+    /// subject of, most of the time. Returns (token, passive, negated); passive when a form of "be" came
+    /// first and the word looks like a participle ("X was praised").
+    pub fn verb_after(&self, s: &Range<usize>, in_target: &[bool]) -> Option<(usize, bool, bool)> {
+        let n = self.len();
+        let mut passive = false;
+        let mut negated = false;
+        let mut j = s.end;
+        let mut steps = 0;
+        while j < n && steps < 5 {
+            if in_target[j] || !self.word[j] {
+                if self.forms[j] == "," {
+                    return None;
+                }
+                j += 1;
+                continue;
+            }
+            let f = self.forms[j].as_str();
+            if matches!(f, "was" | "were" | "been" | "being" | "is" | "are" | "got") {
+                passive = true;
+            }
+            let negator = matches!(f, "not" | "never") || f.ends_with("n't");
+            negated |= negator;
+            if SKIP.contains(&f) || f.ends_with("ly") || negator {
+                j += 1;
+                steps += 1;
+                continue;
+            }
+            break;
+        }
+        if j < n && self.word[j] && !in_target[j] {
+            let f = self.forms[j].as_str();
+            let participle = f.ends_with("ed") || f.ends_with("en");
+            Some((j, passive && participle, negated))
+        } else {
+            None
+        }
+    }
+
+    /// The stance-bearing word the target is agent or patient of, looked for past auxiliaries and adverbs.
+    fn role_features(&self, s: &Range<usize>, in_target: &[bool], out: &mut Features) {
+        // Agent: "X (has) accused ...", "X sharply criticised ..."; patient: "X was praised".
+        if let Some((j, passive, negated)) = self.verb_after(s, in_target) {
+            let f = self.forms[j].as_str();
+            let v = self.valence[j];
+            let role = if passive { "pt" } else { "ag" };
+            out.add(&["role", role, f], 1.0);
+            if v != 0.0 {
+                let sign = if (v > 0.0) != negated { "+" } else { "-" };
+                out.add(&["roles", role, sign], 1.0);
+            }
+        }
+        // Patient: "... accused X"; "... praised by X" makes X the agent.
+        let mut j = s.start;
+        let mut steps = 0;
+        let mut by = false;
+        while j > 0 && steps < 4 {
+            j -= 1;
+            if in_target[j] || !self.word[j] {
+                if self.forms[j] == "," {
+                    return;
+                }
+                continue;
+            }
+            let f = self.forms[j].as_str();
+            if f == "by" && steps == 0 {
+                by = true;
+                steps += 1;
+                continue;
+            }
+            if matches!(
+                f,
+                "the"
+                    | "a"
+                    | "an"
+                    | "his"
+                    | "her"
+                    | "their"
+                    | "its"
+                    | "of"
+                    | "to"
+                    | "with"
+                    | "against"
+                    | "on"
+                    | "at"
+                    | "for"
+            ) {
+                out.add(&["prep", f], 1.0);
+                steps += 1;
+                continue;
+            }
+            let v = self.valence[j];
+            let role = if by { "ag" } else { "pt" };
+            out.add(&["role", role, f], 1.0);
+            if v != 0.0 {
+                let sign = if v > 0.0 { "+" } else { "-" };
+                out.add(&["roles", role, sign], 1.0);
+            }
+            return;
+        }
+    }
+
+    /// The lowercased form of a token as features see it.
+    pub fn form(&self, i: usize) -> &str {
+        &self.forms[i]
+    }
+
+    /// Clause index of a token (clauses are cut at ";", ":" and contrastive conjunctions).
+    pub fn clause(&self, i: usize) -> u16 {
+        self.clause[i]
+    }
+}
+
+fn flag(b: bool) -> &'static str {
+    if b {
+        "1"
+    } else {
+        "0"
+    }
+}
+
+fn bucket_signed(x: f32) -> &'static str {
+    match x {
+        x if x <= -1.0 => "--",
+        x if x <= -0.25 => "-",
+        x if x < 0.25 => "0",
+        x if x < 1.0 => "+",
+        _ => "++",
+    }
+}
+
+/// Tokens whose start lies in the code-point span `start..end`.
+pub fn token_range(tokens: &[Token], start: usize, end: usize) -> Range<usize> {
+    tokens.partition_point(|t| t.start < start)..tokens.partition_point(|t| t.start < end)
+}

@@ -1,0 +1,236 @@
+//! The stance model and aggregation on small hand-made cases, on the sample article of the design document,
+//! and against the dev-set targets when `../shared/data` is present (skipped with a message otherwise).
+
+use super::*;
+use crate::nlp::{Document, Pipeline};
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
+
+fn read(rel: &str) -> Option<String> {
+    let path = format!("{DATA}/{rel}");
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("skipping: {path}: {e}");
+            None
+        }
+    }
+}
+
+/// The model's reading of the sentence toward the (only) occurrence of `target`.
+fn reading(text: &str, target: &str) -> StanceLabel {
+    let lexicon = Lexicon::embedded();
+    let model = embedded_model();
+    let view = TextView::new(text);
+    let byte = text.find(target).unwrap();
+    let start = text[..byte].chars().count();
+    let span = token_range(view.tokens(), start, start + target.chars().count());
+    let ctx = Context::new(&lexicon, view.tokens());
+    let mut f = Features::new(model.bits);
+    ctx.features(&[span], &mut f);
+    train::label_of(model::argmax(&model.probabilities(&f)))
+}
+
+#[test]
+fn target_dependent_readings() {
+    assert_eq!(
+        reading(
+            "Critics accused Smith of corruption and lying to voters.",
+            "Smith"
+        ),
+        StanceLabel::Against
+    );
+    assert_eq!(
+        reading("Smith was praised by colleagues for her courage.", "Smith"),
+        StanceLabel::Favor
+    );
+    assert_eq!(
+        reading("Smith will visit the city on Tuesday.", "Smith"),
+        StanceLabel::Neutral
+    );
+    // One sentence, opposite stances toward its two targets.
+    let text = "Jones is a brilliant and honest leader, but Smith is a corrupt liar.";
+    assert_eq!(reading(text, "Jones"), StanceLabel::Favor);
+    assert_eq!(reading(text, "Smith"), StanceLabel::Against);
+}
+
+fn analyze(body: &str) -> crate::nlp::Analysis {
+    Pipeline::new().analyze(&Document {
+        title: None,
+        body,
+        declared_language: Some("en"),
+    })
+}
+
+#[test]
+fn verdict_has_evidence_sentences_and_calibrated_score() {
+    let body = "The summit opened on Monday. Emmanuel Macron was praised by allies for his brave and successful \
+                leadership. Macron later thanked the hosts.";
+    let a = analyze(body);
+    let macron = a
+        .entities
+        .iter()
+        .find(|e| e.name.contains("Macron"))
+        .unwrap();
+    assert_eq!(macron.stance.label, StanceLabel::Favor, "{macron:?}");
+    assert!((0.0..=1.0).contains(&macron.stance.score));
+    let ev = &macron.stance.evidence[0];
+    assert_eq!(ev.sentence, 1);
+    let slice: String = body
+        .chars()
+        .skip(ev.start)
+        .take(ev.end - ev.start)
+        .collect();
+    assert_eq!(slice, ev.text);
+}
+
+#[test]
+fn quoted_attack_is_a_relation_and_counts_less_for_the_author() {
+    let body = "Vladimir Putin said Nikol Pashinyan is a disaster and a liar.";
+    let (a, mentions) = Pipeline::new().analyze_detailed(&Document {
+        title: None,
+        body,
+        declared_language: Some("en"),
+    });
+    let id = |n: &str| a.entities.iter().position(|e| e.name.contains(n)).unwrap();
+    let (putin, pashinyan) = (id("Putin"), id("Pashinyan"));
+    let m = mentions.iter().find(|m| m.entity == pashinyan).unwrap();
+    assert!(m.attributed && !m.speaker, "{m:?}");
+    assert!(mentions.iter().find(|m| m.entity == putin).unwrap().speaker);
+    let r = a
+        .relations
+        .iter()
+        .find(|r| {
+            r.source == a.entities[putin].entity_id && r.target == a.entities[pashinyan].entity_id
+        })
+        .unwrap_or_else(|| panic!("{:?}", a.relations));
+    assert_eq!(r.stance.label, StanceLabel::Against);
+    assert_eq!(r.evidence.sentence, 0);
+}
+
+#[test]
+fn agents_and_patients_become_relations() {
+    let a = analyze("Turkey condemned Armenia for the attacks. Armenia was praised by France.");
+    let name = |id: &str| {
+        a.entities
+            .iter()
+            .find(|e| e.entity_id == id)
+            .unwrap()
+            .name
+            .clone()
+    };
+    let edges: Vec<(String, String, StanceLabel)> = a
+        .relations
+        .iter()
+        .map(|r| (name(&r.source), name(&r.target), r.stance.label))
+        .collect();
+    assert!(
+        edges.contains(&("Turkey".into(), "Armenia".into(), StanceLabel::Against)),
+        "{edges:?}"
+    );
+    assert!(
+        edges.contains(&("France".into(), "Armenia".into(), StanceLabel::Favor)),
+        "{edges:?}"
+    );
+}
+
+#[test]
+fn pronouns_carry_the_last_named_person() {
+    // A knowledge-base person, so the type is PERSON whatever the entity rules make of unknown names.
+    let body = "Emmanuel Macron won the election. He promised honest and brilliant government.";
+    let (a, mentions) = Pipeline::new().analyze_detailed(&Document {
+        title: None,
+        body,
+        declared_language: Some("en"),
+    });
+    let macron = a
+        .entities
+        .iter()
+        .position(|e| e.name.contains("Macron"))
+        .unwrap();
+    assert!(mentions
+        .iter()
+        .any(|m| m.entity == macron && m.pronoun && m.sentence == 1));
+}
+
+#[test]
+fn sample_article_stances() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/samples/karabakh-opinion.json"
+    );
+    let Ok(json) = std::fs::read_to_string(path) else {
+        eprintln!("skipping: {path} not readable");
+        return;
+    };
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let a = analyze(v["body"].as_str().unwrap());
+    let label = |name: &str| {
+        a.entities
+            .iter()
+            .find(|e| e.name.contains(name))
+            .unwrap_or_else(|| panic!("{name} not found"))
+            .stance
+            .label
+    };
+    assert_eq!(label("Pashinyan"), StanceLabel::Against);
+    assert_eq!(label("Armenia"), StanceLabel::Against);
+    assert_eq!(label("Turkey"), StanceLabel::Favor);
+    assert_eq!(label("Azerbaijan"), StanceLabel::Favor);
+}
+
+/// NewsMTSC dev figures of the embedded model; the floors are a little under what it measures (README), so
+/// that a regression fails and a retrain within noise does not.
+#[test]
+fn newsmtsc_dev_targets() {
+    let lexicon = Lexicon::embedded();
+    let model = embedded_model();
+    for (file, floor) in [
+        ("newsmtsc/dev-rw.jsonl", 0.66),
+        ("newsmtsc/dev-mt.jsonl", 0.66),
+    ] {
+        let Some(text) = read(file) else { return };
+        let sentences = data::parse_newsmtsc(&text).unwrap();
+        let ex = train::examples(&lexicon, &sentences, model.bits);
+        let s = train::scores(&train::predict_all(&model, &ex));
+        eprintln!("{file}: F1m {:.4} accuracy {:.4}", s.f1m, s.accuracy);
+        assert!(s.f1m >= floor, "{file}: F1m {} below {floor}", s.f1m);
+    }
+}
+
+#[test]
+fn persent_dev_targets() {
+    let Some(text) = read("persent/dev.csv") else {
+        return;
+    };
+    let articles = data::parse_persent(&text).unwrap();
+    let pipeline = Pipeline::new();
+    let mut pairs = Vec::new();
+    let mut found = 0;
+    for a in &articles {
+        let analysis = pipeline.analyze(&Document {
+            title: Some(a.title.as_str()).filter(|t| !t.trim().is_empty()),
+            body: &a.document,
+            declared_language: Some("en"),
+        });
+        let t = data::find_target(&analysis.entities, &a.target);
+        found += usize::from(t.is_some());
+        let wrong = if a.label == StanceLabel::Neutral {
+            StanceLabel::Favor
+        } else {
+            StanceLabel::Neutral
+        };
+        pairs.push((
+            a.label,
+            t.map_or(wrong, |t| analysis.entities[t].stance.label),
+        ));
+    }
+    let s = train::scores(&pairs);
+    let coverage = found as f64 / articles.len() as f64;
+    eprintln!(
+        "persent dev: F1m {:.4} accuracy {:.4} coverage {coverage:.4}",
+        s.f1m, s.accuracy
+    );
+    assert!(s.f1m >= 0.50, "F1m {}", s.f1m);
+    assert!(coverage >= 0.95, "coverage {coverage}");
+}
