@@ -116,7 +116,7 @@ pub fn is_speech_word(lower: &str) -> bool {
 pub struct Context<'t> {
     tokens: &'t [Token],
     /// Word form used in features: lowercased, digits folded.
-    forms: Vec<String>,
+    forms: Vec<&'t str>,
     /// Valence with degree and negation applied, 0 for non-sentiment words.
     valence: Vec<f32>,
     /// Inside a negator's scope.
@@ -144,13 +144,13 @@ impl<'t> Context<'t> {
         let mut degree: Option<f64> = None;
         let mut has_speech = false;
         for (i, t) in tokens.iter().enumerate() {
-            let lower = t.lower.as_str();
+            let lower: &'t str = t.lower.as_str();
             let is_word = t.is_word();
             word.push(is_word);
-            forms.push(if lower.chars().any(|ch| ch.is_ascii_digit()) {
-                "<num>".to_string()
+            forms.push(if lower.bytes().any(|b| b.is_ascii_digit()) {
+                "<num>"
             } else {
-                lower.to_string()
+                t.lower.as_str()
             });
             if i > 0 && (matches!(lower, ";" | ":") || lexicon.is_contrastive(lower)) {
                 c = c.saturating_add(1);
@@ -209,14 +209,11 @@ impl<'t> Context<'t> {
         let after = (span.end..n.min(span.end + 3))
             .filter(|&i| self.word[i])
             .take(2)
-            .any(|i| is_speech_word(&self.forms[i]) && self.forms[i] != "according");
+            .any(|i| is_speech_word(self.forms[i]) && self.forms[i] != "according");
         // "..., said X" attributes only when the speech came before; in "Y said X is ..." X is the topic.
         let said_before = span.start >= 2
-            && matches!(
-                self.forms[span.start - 1].as_str(),
-                "said" | "says" | "told"
-            )
-            && matches!(self.forms[span.start - 2].as_str(), "," | "\"");
+            && matches!(self.forms[span.start - 1], "said" | "says" | "told")
+            && matches!(self.forms[span.start - 2], "," | "\"");
         let before = said_before
             || span.start >= 2
                 && self.forms[span.start - 2] == "according"
@@ -259,7 +256,7 @@ impl<'t> Context<'t> {
             if in_target[i] {
                 "<t>"
             } else {
-                &self.forms[i]
+                self.forms[i]
             }
         };
         out.add(&["bias"], 1.0);
@@ -317,11 +314,11 @@ impl<'t> Context<'t> {
                     3 | 4 => "3",
                     _ => "5",
                 };
-                out.add(&[dir, bucket, &self.forms[i]], 1.0);
-                out.add(&[dir, &self.forms[i]], 1.0);
+                out.add(&[dir, bucket, self.forms[i]], 1.0);
+                out.add(&[dir, self.forms[i]], 1.0);
             }
             if same_clause && self.word[i] {
-                out.add(&["c", &self.forms[i]], 1.0);
+                out.add(&["c", self.forms[i]], 1.0);
             }
             let v = self.valence[i];
             if v != 0.0 {
@@ -400,8 +397,7 @@ impl<'t> Context<'t> {
         out.add(&["first", flag(first)], 1.0);
         let pos = (main.start * 4 / n.max(1)).min(3);
         out.add(&["pos", &pos.to_string()], 1.0);
-        let pron =
-            (main.end - main.start == 1) && PRONOUNS.contains(&self.forms[main.start].as_str());
+        let pron = (main.end - main.start == 1) && PRONOUNS.contains(&self.forms[main.start]);
         out.add(&["pron", flag(pron)], 1.0);
         out.add(&["nment", &spans.len().min(3).to_string()], 1.0);
         let after_contrast = self.clause[main.start] > 0;
@@ -436,7 +432,7 @@ impl<'t> Context<'t> {
                 j += 1;
                 continue;
             }
-            let f = self.forms[j].as_str();
+            let f = self.forms[j];
             if matches!(f, "was" | "were" | "been" | "being" | "is" | "are" | "got") {
                 passive = true;
             }
@@ -450,7 +446,7 @@ impl<'t> Context<'t> {
             break;
         }
         if j < n && self.word[j] && !in_target[j] {
-            let f = self.forms[j].as_str();
+            let f = self.forms[j];
             let participle = f.ends_with("ed") || f.ends_with("en");
             Some((j, passive && participle, negated))
         } else {
@@ -462,7 +458,7 @@ impl<'t> Context<'t> {
     fn role_features(&self, s: &Range<usize>, in_target: &[bool], out: &mut Features) {
         // Agent: "X (has) accused ...", "X sharply criticised ..."; patient: "X was praised".
         if let Some((j, passive, negated)) = self.verb_after(s, in_target) {
-            let f = self.forms[j].as_str();
+            let f = self.forms[j];
             let v = self.valence[j];
             let role = if passive { "pt" } else { "ag" };
             out.add(&["role", role, f], 1.0);
@@ -483,7 +479,7 @@ impl<'t> Context<'t> {
                 }
                 continue;
             }
-            let f = self.forms[j].as_str();
+            let f = self.forms[j];
             if f == "by" && steps == 0 {
                 by = true;
                 steps += 1;
@@ -523,7 +519,7 @@ impl<'t> Context<'t> {
 
     /// The lowercased form of a token as features see it.
     pub fn form(&self, i: usize) -> &str {
-        &self.forms[i]
+        self.forms[i]
     }
 
     /// Clause index of a token (clauses are cut at ";", ":" and contrastive conjunctions).
