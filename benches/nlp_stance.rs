@@ -4,11 +4,13 @@
 //! `stance` (the model over every mention sentence, aggregation, relations) and `analyze` (the whole
 //! pipeline) are measured per article, on the same text, so the three figures can be compared directly.
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use stancewatch::nlp::kb::KnowledgeBase;
 use stancewatch::nlp::lexicon::Lexicon;
 use stancewatch::nlp::text::TextView;
-use stancewatch::nlp::{entities, relations, stance, Document, Pipeline};
+use stancewatch::nlp::{entities, ner, relations, stance, Document, Pipeline};
 
 const ARTICLES: &str = include_str!("../examples/articles.jsonl");
 
@@ -30,6 +32,8 @@ fn bench(c: &mut Criterion) {
     let docs = articles();
     let n = docs.len();
     let kb = KnowledgeBase::embedded();
+    let recogniser =
+        entities::Recogniser::new(&kb, ner::Tagger::embedded(&kb).expect("embedded NER model"));
     let lexicon = Lexicon::embedded();
     let model = stance::embedded_model();
     let pipeline = Pipeline::new();
@@ -39,7 +43,7 @@ fn bench(c: &mut Criterion) {
         .collect();
     let found: Vec<_> = views
         .iter()
-        .map(|(t, b)| entities::find(&kb, b, t.as_ref()))
+        .map(|(t, b)| entities::find(&kb, &recogniser, b, t.as_ref()))
         .collect();
 
     let mut group = c.benchmark_group("nlp");
@@ -50,7 +54,7 @@ fn bench(c: &mut Criterion) {
             for (title, body) in &docs {
                 let b = TextView::new(body);
                 let t = title.as_deref().map(TextView::new);
-                black_box(entities::find(&kb, &b, t.as_ref()));
+                black_box(entities::find(&kb, &recogniser, &b, t.as_ref()));
             }
         })
     });

@@ -276,9 +276,16 @@ impl Metrics {
             if self.watchlist.contains(&e.entity_id.to_lowercase())
                 || self.watchlist.contains(&e.name.to_lowercase())
             {
-                self.watched
-                    .with_label_values(&[&e.entity_id, &e.name, e.stance.label.as_str()])
-                    .inc();
+                // All three labels exist from the first sighting on, so that rates and ratios over a watched
+                // entity read 0 rather than "no data" for a label it has not had yet.
+                for label in StanceLabel::ALL {
+                    let series =
+                        self.watched
+                            .with_label_values(&[&e.entity_id, &e.name, label.as_str()]);
+                    if label == e.stance.label {
+                        series.inc();
+                    }
+                }
             }
         }
     }
@@ -331,6 +338,10 @@ mod tests {
         ]);
         let text = m.render();
         assert!(text.contains("entity_id=\"Q159\""));
+        assert!(
+            text.contains("stancewatch_watched_entity_stances_total{entity_id=\"Q159\",label=\"favor\",name=\"Russia\"} 0"),
+            "every label of a watched entity is exported from its first sighting: {text}"
+        );
         assert!(text.contains("entity_id=\"Q7747\""));
         assert!(!text.contains("entity_id=\"Q43\""));
         assert!(text.contains("stancewatch_stances_total{label=\"against\"} 3"));

@@ -71,17 +71,18 @@ pub const SUMMARY: usize = 11;
 /// Weights of the article-level aggregator, `[class][feature]` in the order against, neutral, favor and the
 /// features of [`summary`]: a small multinomial logistic regression fitted on PerSenT dev by
 /// `stancewatch eval persent --tune` (class-balanced, L2), so its probabilities are calibrated confidences.
-/// Fitted with l2 = 0 (3000 gradient steps) over the readings of the committed mention model: 5-fold
-/// cross-validated F1m 0.498 on PerSenT dev, against 0.493 with l2 = 0.01 and 0.473 with 0.1.
+/// Fitted with l2 = 0 (3000 gradient steps) over the readings of the committed mention model, with the trained
+/// entity recogniser finding the targets (`eval persent --tune`): F1m 0.502 on PerSenT dev, 5-fold
+/// cross-validated 0.478 (0.476 with l2 = 0.01, 0.452 with 0.1). Refit whenever either model changes.
 pub const AGGREGATOR: [[f32; SUMMARY]; 3] = [
     [
-        -0.339, 0.967, -2.083, 0.778, 0.837, -1.483, 0.63, -0.735, -1.114, 0.573, 0.949,
+        -0.113, 0.909, -2.12, 1.098, 0.403, -0.773, 1.242, -1.534, -1.213, 0.901, 0.326,
     ],
     [
-        0.365, -0.247, 1.389, -0.778, -0.352, 0.812, -0.253, 0.211, -0.111, -0.675, -1.128,
+        0.274, 0.194, 1.489, -1.409, -0.064, 0.156, -0.34, 0.845, 0.14, -0.418, -0.794,
     ],
     [
-        -0.026, -0.72, 0.694, 0.0, -0.484, 0.671, -0.377, 0.524, 1.225, 0.102, 0.179,
+        -0.161, -1.103, 0.631, 0.311, -0.339, 0.617, -0.902, 0.689, 1.074, -0.483, 0.467,
     ],
 ];
 
