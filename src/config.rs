@@ -89,6 +89,18 @@ pub struct NlpConfig {
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     pub watchlist: Vec<String>,
+    pub sources: Vec<String>,
+    pub max_sources: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            watchlist: Vec::new(),
+            sources: Vec::new(),
+            max_sources: 50,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,6 +7,7 @@
 //! Names follow Prometheus conventions (`_total` counters, `_seconds` histograms, base units).
 
 use std::collections::HashSet;
+use std::sync::Mutex;
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -14,6 +15,7 @@ use prometheus::{
 };
 
 use crate::article::RejectReason;
+use crate::config::MetricsConfig;
 use crate::nlp::{Entity, EntityType, StanceLabel};
 
 pub const PREFIX: &str = "stancewatch";
@@ -72,6 +74,8 @@ pub struct Metrics {
     stances: IntCounterVec,
     watched: IntCounterVec,
     watchlist: HashSet<String>,
+    source_stances: IntCounterVec,
+    sources: Mutex<SourceLabels>,
     pub up_since: Gauge,
 }
 
@@ -80,7 +84,8 @@ fn name(n: &str) -> String {
 }
 
 impl Metrics {
-    pub fn new(watchlist: &[String]) -> Self {
+    pub fn new(config: &MetricsConfig) -> Self {
+        let watchlist = &config.watchlist;
         let registry = Registry::new();
         macro_rules! reg {
             ($m:expr) => {{
@@ -188,6 +193,15 @@ impl Metrics {
                 ),
                 &["entity_id", "name", "label"]
             )),
+            source_stances: reg!(IntCounterVec::new(
+                Opts::new(
+                    name("source_stances_total"),
+                    "Article-level stances by the article's source (metrics.sources, else the first \
+                     metrics.max_sources seen; the rest count as \"other\") and label."
+                ),
+                &["source", "label"]
+            )),
+            sources: Mutex::new(SourceLabels::new(&config.sources, config.max_sources)),
             up_since: reg!(Gauge::new(name("start_time_seconds"), "Start time of the process, Unix seconds.")),
             watchlist: watchlist.iter().map(|w| w.to_lowercase()).collect(),
             registry,
@@ -265,8 +279,16 @@ impl Metrics {
     }
 
     /// Product metrics of one enriched article.
-    pub fn record_entities(&self, entities: &[Entity]) {
+    pub fn record_entities(&self, source: Option<&str>, entities: &[Entity]) {
+        let source = self
+            .sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .label(source);
         for e in entities {
+            self.source_stances
+                .with_label_values(&[&source, e.stance.label.as_str()])
+                .inc();
             self.entities
                 .with_label_values(&[e.entity_type.as_str()])
                 .inc();
@@ -300,13 +322,46 @@ impl Metrics {
     }
 }
 
+/// Which `source` label an article's source gets: keeps the per-source series bounded whatever the feed sends.
+#[derive(Debug)]
+struct SourceLabels {
+    /// Sources with their own series; fixed when configured, filled by first sight up to `max` otherwise.
+    known: HashSet<String>,
+    fixed: bool,
+    max: usize,
+}
+
+impl SourceLabels {
+    fn new(configured: &[String], max: usize) -> Self {
+        Self {
+            known: configured.iter().cloned().collect(),
+            fixed: !configured.is_empty(),
+            max,
+        }
+    }
+
+    fn label(&mut self, source: Option<&str>) -> String {
+        let Some(source) = source.map(str::trim).filter(|s| !s.is_empty()) else {
+            return "unknown".to_string();
+        };
+        if self.known.contains(source) {
+            return source.to_string();
+        }
+        if !self.fixed && self.known.len() < self.max {
+            self.known.insert(source.to_string());
+            return source.to_string();
+        }
+        "other".to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn renders_closed_label_sets_as_zero() {
-        let m = Metrics::new(&[]);
+        let m = Metrics::new(&MetricsConfig::default());
         let text = m.render();
         assert!(
             text.contains("stancewatch_dlq_records_total{reason=\"nlp_panic\"} 0"),
@@ -318,7 +373,10 @@ mod tests {
 
     #[test]
     fn watchlist_matches_id_or_name_case_insensitively() {
-        let m = Metrics::new(&["q159".to_string(), "Vladimir Putin".to_string()]);
+        let m = Metrics::new(&MetricsConfig {
+            watchlist: vec!["q159".to_string(), "Vladimir Putin".to_string()],
+            ..MetricsConfig::default()
+        });
         let mk = |id: &str, name: &str| Entity {
             entity_id: id.into(),
             name: name.into(),
@@ -331,11 +389,14 @@ mod tests {
                 evidence: vec![],
             },
         };
-        m.record_entities(&[
-            mk("Q159", "Russia"),
-            mk("Q7747", "Vladimir Putin"),
-            mk("Q43", "Turkey"),
-        ]);
+        m.record_entities(
+            Some("Test Wire"),
+            &[
+                mk("Q159", "Russia"),
+                mk("Q7747", "Vladimir Putin"),
+                mk("Q43", "Turkey"),
+            ],
+        );
         let text = m.render();
         assert!(text.contains("entity_id=\"Q159\""));
         assert!(
@@ -345,5 +406,23 @@ mod tests {
         assert!(text.contains("entity_id=\"Q7747\""));
         assert!(!text.contains("entity_id=\"Q43\""));
         assert!(text.contains("stancewatch_stances_total{label=\"against\"} 3"));
+    }
+
+    #[test]
+    fn per_source_series_are_bounded() {
+        let mut auto = SourceLabels::new(&[], 2);
+        assert_eq!(auto.label(Some("A")), "A");
+        assert_eq!(auto.label(Some("B")), "B");
+        assert_eq!(auto.label(Some("C")), "other", "past max_sources");
+        assert_eq!(auto.label(Some("A")), "A");
+        assert_eq!(auto.label(None), "unknown");
+        assert_eq!(auto.label(Some("  ")), "unknown");
+        let mut fixed = SourceLabels::new(&["Wire".to_string()], 50);
+        assert_eq!(fixed.label(Some("Wire")), "Wire");
+        assert_eq!(
+            fixed.label(Some("Other Paper")),
+            "other",
+            "a configured list is the whole list"
+        );
     }
 }

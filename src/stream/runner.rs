@@ -89,7 +89,7 @@ pub struct Service {
 
 impl Service {
     pub fn new(config: Config) -> Self {
-        let metrics = Arc::new(Metrics::new(&config.metrics.watchlist));
+        let metrics = Arc::new(Metrics::new(&config.metrics));
         Self {
             config,
             analyzer: None,
@@ -512,7 +512,9 @@ async fn process(ctx: Arc<TaskCtx>, input: Arc<InputRecord>, generation: u64) {
         Ok(enriched) => match enriched_records(&input, &enriched, &ctx.topics) {
             Ok(records) => match deliver(&ctx, &input, &records, &still_ours).await {
                 Ok(()) => {
-                    shared.metrics.record_entities(&enriched.entities);
+                    shared
+                        .metrics
+                        .record_entities(enriched.source.as_deref(), &enriched.entities);
                     Ok(())
                 }
                 Err(DeliveryError::Permanent(e)) => Err(output_rejected(e)),

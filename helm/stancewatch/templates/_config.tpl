@@ -44,6 +44,8 @@ knowledge_base_files = {{ $c.nlp.knowledge_base_files | default list | toJson }}
 
 [metrics]
 watchlist = {{ $c.metrics.watchlist | default list | toJson }}
+sources = {{ $c.metrics.sources | default list | toJson }}
+max_sources = {{ $c.metrics.max_sources | int }}
 
 [http]
 listen = {{ printf "%s:%d" .Values.metrics.listenAddress (int64 .Values.metrics.port) | toJson }}
