@@ -12,7 +12,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,6 @@ use stancewatch::config::Config;
 use stancewatch::metrics::Outcome;
 use stancewatch::stream::mock::{publish_all, Publish};
 use stancewatch::stream::Service;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const CHART: &str = "helm/stancewatch";
@@ -292,41 +290,6 @@ fn parse_exposition(text: &str) -> Exposition {
         }
     }
     e
-}
-
-/// GET over plain HTTP/1.1: (status, body).
-async fn http_get(addr: SocketAddr, target: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        loop {
-            let (size, after) = rest.split_once("\r\n").unwrap();
-            let size = usize::from_str_radix(size.trim(), 16).unwrap();
-            if size == 0 {
-                break;
-            }
-            out.push_str(&after[..size]);
-            rest = &after[size + 2..];
-        }
-        out
-    } else {
-        body.to_string()
-    };
-    (status, body)
 }
 
 /// What is wrong with the metric uses of `queries` against the exposition `e` (empty when nothing is).

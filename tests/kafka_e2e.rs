@@ -497,22 +497,10 @@ async fn metrics_and_probes_are_served_over_http() {
         .await
         .unwrap();
     let addr = service.http_addr;
-    let get = |path: &'static str| async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).await.unwrap();
-        buf
-    };
-    assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(http_get(addr, "/healthz").await.0 == 200);
     let m = service.metrics.clone();
     eventually(LONG, "assignment", || m.assigned_partitions.get() == 2).await;
-    assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
+    assert!(http_get(addr, "/readyz").await.0 == 200);
     cluster.publish(&topics, &articles(4)).await;
     eventually(LONG, "processing", || m.messages_consumed.get() == 4).await;
     // Lag comes from librdkafka statistics (every 500 ms here).
@@ -520,7 +508,7 @@ async fn metrics_and_probes_are_served_over_http() {
         m.render().contains("stancewatch_consumer_lag{")
     })
     .await;
-    let body = get("/metrics").await;
+    let (_, body) = http_get(addr, "/metrics").await;
     for name in [
         "stancewatch_messages_consumed_total 4",
         "stancewatch_articles_total{outcome=\"enriched\"}",

@@ -10,9 +10,11 @@ use super::lexicon::Lexicon;
 use super::text::TextView;
 use super::*;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
+/// Where the datasets live: `../shared/data` beside the checkout.
+pub(crate) const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
 
-fn read(rel: &str) -> Option<String> {
+/// A dataset file under [`DATA`], or None (with the reason printed) so that tests skip when it is absent.
+pub(crate) fn read(rel: &str) -> Option<String> {
     let path = format!("{DATA}/{rel}");
     match std::fs::read_to_string(&path) {
         Ok(s) => Some(s),

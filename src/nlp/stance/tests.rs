@@ -4,18 +4,7 @@
 use super::*;
 use crate::nlp::{Document, Pipeline};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
-
-fn read(rel: &str) -> Option<String> {
-    let path = format!("{DATA}/{rel}");
-    match std::fs::read_to_string(&path) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            eprintln!("skipping: {path}: {e}");
-            None
-        }
-    }
-}
+use crate::nlp::evaluation::read;
 
 /// The model's reading of the sentence toward the (only) occurrence of `target`.
 fn reading(text: &str, target: &str) -> StanceLabel {
