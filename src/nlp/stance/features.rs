@@ -13,6 +13,7 @@
 // Class-indexed arithmetic over small fixed arrays reads clearer with indices than with zipped iterators.
 #![allow(clippy::needless_range_loop)]
 
+use std::cell::{Cell, OnceCell};
 use std::ops::Range;
 
 use super::super::lexicon::Lexicon;
@@ -46,21 +47,45 @@ impl Features {
     }
 
     fn add(&mut self, parts: &[&str], value: f32) {
-        // FNV-1a over the parts with a separator byte, so ("ab", "c") and ("a", "bc") differ.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for p in parts {
-            for &b in p.as_bytes() {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-            h ^= 0xff;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        // Fold the high bits in: FNV's low bits alone mix poorly for short keys.
-        let folded = (h ^ (h >> 29) ^ (h >> 47)) as u32;
+        self.add_hash(hash(parts), value);
+    }
+
+    /// Adds a feature whose [`hash`] is already known (memoised per sentence token, see [`Context`]).
+    fn add_hash(&mut self, folded: u32, value: f32) {
         self.items.push((folded & self.mask, value));
     }
 }
+
+/// The feature hash before masking to the table size: FNV-1a over the parts with a separator byte, so
+/// ("ab", "c") and ("a", "bc") differ, high bits folded in.
+fn hash(parts: &[&str]) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in p.as_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // Fold the high bits in: FNV's low bits alone mix poorly for short keys.
+    (h ^ (h >> 29) ^ (h >> 47)) as u32
+}
+
+/// Slots of the per-token memo of target-independent feature hashes: the unigram, negated unigram, clause
+/// word and sentence bigram (ending at the token), then the directional word and directional word by
+/// distance bucket for each side.
+const MEMO_U: usize = 0;
+const MEMO_UN: usize = 1;
+const MEMO_C: usize = 2;
+const MEMO_B: usize = 3;
+/// `MEMO_DIR + side` with side 0 left, 1 right.
+const MEMO_DIR: usize = 4;
+/// `MEMO_DIR_BUCKET + side * 4 + bucket`.
+const MEMO_DIR_BUCKET: usize = 6;
+const MEMO_SLOTS: usize = 14;
+/// Marks a memo slot as filled; the hash sits in the low 32 bits.
+const MEMO_SET: u64 = 1 << 32;
 
 /// Words that introduce reported speech; a target right before one is the speaker.
 const SPEECH: &[&str] = &[
@@ -127,6 +152,11 @@ pub struct Context<'t> {
     quotes_before: Vec<u16>,
     word: Vec<bool>,
     has_speech: bool,
+    /// Target-independent feature hashes per token (`MEMO_SLOTS` per token, `MEMO_SET` when filled), filled
+    /// as the targets of the sentence first need them: every target of a sentence hashes the same words
+    /// outside its own mentions, and hashing was most of the per-target cost. Allocated on the first
+    /// [`Context::features`] call, so contexts used only for their lexicon readings (relations) pay nothing.
+    memo: OnceCell<Box<[Cell<u64>]>>,
 }
 
 impl<'t> Context<'t> {
@@ -192,7 +222,25 @@ impl<'t> Context<'t> {
             quotes_before,
             word,
             has_speech,
+            memo: OnceCell::new(),
         }
+    }
+
+    /// The hash of `parts`, a feature of token `i` that does not depend on the target, memoised in `slot`.
+    fn memo(&self, i: usize, slot: usize, parts: &[&str]) -> u32 {
+        let memo = self.memo.get_or_init(|| {
+            (0..self.tokens.len() * MEMO_SLOTS)
+                .map(|_| Cell::new(0))
+                .collect()
+        });
+        let cell = &memo[i * MEMO_SLOTS + slot];
+        let v = cell.get();
+        if v & MEMO_SET != 0 {
+            return v as u32;
+        }
+        let h = hash(parts);
+        cell.set(MEMO_SET | u64::from(h));
+        h
     }
 
     pub fn len(&self) -> usize {
@@ -269,13 +317,18 @@ impl<'t> Context<'t> {
             }
             let f = form(i);
             if self.word[i] && !in_target[i] {
-                out.add(&["u", f], 1.0);
+                out.add_hash(self.memo(i, MEMO_U, &["u", f]), 1.0);
                 if self.negated[i] {
-                    out.add(&["un", f], 1.0);
+                    out.add_hash(self.memo(i, MEMO_UN, &["un", f]), 1.0);
                 }
             }
             if let Some(p) = prev {
-                out.add(&["b", p, f], 1.0);
+                if !in_target[i] && !in_target[i - 1] {
+                    // Neither word masked: `p` is the previous token's own form, the same for every target.
+                    out.add_hash(self.memo(i, MEMO_B, &["b", p, f]), 1.0);
+                } else {
+                    out.add(&["b", p, f], 1.0);
+                }
             }
             prev = Some(f);
         }
@@ -308,17 +361,23 @@ impl<'t> Context<'t> {
             let dir = if left { "L" } else { "R" };
             let same_clause = target_clauses.contains(&self.clause[i]);
             if self.word[i] && d <= WINDOW {
-                let bucket = match d {
-                    1 => "1",
-                    2 => "2",
-                    3 | 4 => "3",
-                    _ => "5",
+                let (b, bucket) = match d {
+                    1 => (0, "1"),
+                    2 => (1, "2"),
+                    3 | 4 => (2, "3"),
+                    _ => (3, "5"),
                 };
-                out.add(&[dir, bucket, self.forms[i]], 1.0);
-                out.add(&[dir, self.forms[i]], 1.0);
+                let side = usize::from(!left);
+                let h = self.memo(
+                    i,
+                    MEMO_DIR_BUCKET + side * 4 + b,
+                    &[dir, bucket, self.forms[i]],
+                );
+                out.add_hash(h, 1.0);
+                out.add_hash(self.memo(i, MEMO_DIR + side, &[dir, self.forms[i]]), 1.0);
             }
             if same_clause && self.word[i] {
-                out.add(&["c", self.forms[i]], 1.0);
+                out.add_hash(self.memo(i, MEMO_C, &["c", self.forms[i]]), 1.0);
             }
             let v = self.valence[i];
             if v != 0.0 {
