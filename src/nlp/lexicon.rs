@@ -7,7 +7,6 @@
 //! [`Lexicon`] the pipeline holds.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 
 const VADER: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -50,31 +49,10 @@ const NEGATION_SCALAR: f64 = -0.74;
 const INTENSIFIER_SCALAR: f64 = 1.15;
 const DAMPENER_SCALAR: f64 = 0.85;
 
-/// A multiply-rotate word hash (the rustc "Fx" scheme) for the lexicon's tables. Every token of every mention
-/// sentence is looked up four times, and the standard SipHash, built to resist crafted keys, was a fifth of the
-/// stance step; the keys here are fixed word lists, so there is nothing to resist.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct WordHasher(u64);
-
-impl Hasher for WordHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes(c.try_into().expect("8-byte chunk"));
-            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type Words = BuildHasherDefault<WordHasher>;
+/// The lexicon's tables hash with rustc's Fx hash rather than SipHash: every token of every mention sentence is
+/// looked up four times and SipHash, built to resist crafted keys, was a fifth of the stance step; the keys here
+/// are fixed word lists, so there is nothing to resist. Nothing iterates these tables, so order cannot leak.
+type Words = rustc_hash::FxBuildHasher;
 
 /// Word valences and the modifiers that change them, keyed by lowercased, normalised token.
 #[derive(Debug, Clone)]
