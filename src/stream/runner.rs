@@ -331,12 +331,11 @@ fn consumer_loop(
     // The assignment epoch at which partitions were last paused; None while consuming.
     let mut paused_at: Option<u64> = None;
 
-    let commit_due = |last_commit: &mut Instant, force: bool| {
+    let commit_due = |last_commit: &mut Instant| {
         let waiting = tracker.done_uncommitted();
-        if force
-            || (waiting > 0
-                && (last_commit.elapsed() >= processing.commit_interval()
-                    || waiting * 2 >= max_in_flight))
+        if waiting > 0
+            && (last_commit.elapsed() >= processing.commit_interval()
+                || waiting * 2 >= max_in_flight)
         {
             let _ = shared.commit(&consumer, &tracker.commit_candidates(None));
             *last_commit = Instant::now();
@@ -372,17 +371,11 @@ fn consumer_loop(
 
         match consumer.poll(POLL_INTERVAL) {
             None => {}
-            Some(Err(e)) => {
-                metrics.kafka_error(
-                    "consumer",
-                    &e.rdkafka_error_code()
-                        .map_or_else(|| "other".into(), |c| format!("{c:?}")),
-                );
-                warn!(error = %e, "consume error; librdkafka retries by itself");
-            }
+            // rdkafka has already passed this error to ConsumerCtx::error, which counts and logs it.
+            Some(Err(e)) => debug!(error = %e, "consume error; librdkafka retries by itself"),
             Some(Ok(msg)) => dispatch(&msg, ctx, runtime),
         }
-        commit_due(&mut last_commit, false);
+        commit_due(&mut last_commit);
     }
 
     if shared.is_aborted() {
@@ -402,7 +395,7 @@ fn consumer_loop(
     while tracker.pending(None) > 0 && Instant::now() < deadline && !shared.is_aborted() {
         shared.health.beat();
         let _ = consumer.poll(POLL_INTERVAL);
-        commit_due(&mut last_commit, false);
+        commit_due(&mut last_commit);
     }
     let left = tracker.pending(None);
     if left > 0 {
