@@ -256,27 +256,16 @@ async fn stop_on_signal(service: RunningService) -> Result<stancewatch::stream::
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let service = Arc::new(tokio::sync::Mutex::new(Some(service)));
-    let finished = {
-        let s = service.clone();
-        async move {
-            loop {
-                if s.lock().await.as_ref().is_none_or(|s| s.is_finished()) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
+    let stop = service.stop_handle();
+    // The service may also end by itself (a fatal producer error): then its result is returned at once.
+    let wait = service.wait();
+    tokio::pin!(wait);
     tokio::select! {
+        r = &mut wait => return Ok(r?),
         _ = term.recv() => info!("SIGTERM: draining in-flight articles, then exiting"),
         _ = int.recv() => info!("SIGINT: draining in-flight articles, then exiting (again to stop at once)"),
-        _ = finished => {}
     }
-    let running = service.lock().await.take().expect("taken once");
-    running.shutdown();
-    let wait = running.wait();
-    tokio::pin!(wait);
+    stop.shutdown();
     tokio::select! {
         r = &mut wait => Ok(r?),
         _ = async { tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} } } => {

@@ -13,4 +13,4 @@ mod runner;
 mod sink;
 
 pub use records::{InputRecord, OutputTopics};
-pub use runner::{RunSummary, RunningService, Service, StreamError};
+pub use runner::{RunSummary, RunningService, Service, StopHandle, StreamError};

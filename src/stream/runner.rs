@@ -254,9 +254,9 @@ impl RunningService {
         self.stop.store(true, Ordering::SeqCst);
     }
 
-    /// Whether the consumer loop has ended (after a stop, or by itself on a fatal error).
-    pub fn is_finished(&self) -> bool {
-        self.done.is_terminated()
+    /// A handle that requests the graceful stop of [`Self::shutdown`] while [`Self::wait`] holds the service.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.stop.clone())
     }
 
     /// Waits for the consumer loop to end, then stops the HTTP server.
@@ -268,6 +268,16 @@ impl RunningService {
         let _ = self.http_stop.send(true);
         let _ = self.http_task.await;
         result
+    }
+}
+
+/// Requests a graceful stop of a running service; see [`RunningService::stop_handle`].
+#[derive(Clone)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    pub fn shutdown(&self) {
+        self.0.store(true, Ordering::SeqCst);
     }
 }
 
