@@ -20,7 +20,14 @@ fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // A run that fails before reading its input (e.g. a missing --kb file) closes stdin: that is not a test error.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "writing the child's stdin: {e}"
+        );
+    }
     child.wait_with_output().unwrap()
 }
 
