@@ -7,6 +7,7 @@
 //! observable. The binary (`src/main.rs`) is the command line over these.
 
 pub mod article;
+pub mod bench;
 pub mod config;
 pub mod enriched;
 pub mod http;

@@ -70,6 +70,25 @@ enum Command {
         #[command(subcommand)]
         what: EvalWhat,
     },
+    /// Measure throughput, latency and memory: the NLP pipeline alone, then the whole service through an
+    /// in-process mock Kafka cluster (see BENCHMARKS.md).
+    Bench {
+        /// Articles in the corpus (a mix of briefs, articles and long reads cut from the examples).
+        #[arg(long, default_value_t = 600)]
+        articles: usize,
+        /// Thread counts to measure (NLP threads, and the service's NLP workers).
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        /// How long the fixed-rate latency phase publishes, in seconds (0 skips it).
+        #[arg(long, default_value_t = 20.0)]
+        latency_seconds: f64,
+        /// Runs of each rate measurement; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Print the figures as one JSON object on the last line as well.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start an in-process mock Kafka cluster, publish the example articles, run the service against it and
     /// print the events it emits.
     Demo {
@@ -189,6 +208,22 @@ fn main() -> ExitCode {
         }
         Command::Train { what } => train(what),
         Command::Eval { what } => eval(what),
+        Command::Bench {
+            articles,
+            threads,
+            latency_seconds,
+            repeats,
+            json,
+        } => {
+            init_logging(cli.log_format.unwrap_or(LogFormat::Human), "warn");
+            let options = stancewatch::bench::BenchOptions {
+                articles,
+                threads,
+                latency_seconds,
+                repeats,
+            };
+            bench(options, json)
+        }
         Command::Demo { serve, listen } => {
             init_logging(
                 cli.log_format.unwrap_or(LogFormat::Human),
@@ -1093,5 +1128,126 @@ fn tune_aggregation(details: &[(StanceLabel, Vec<stance::MentionStance>)]) {
             stance::train::scores(&cv).f1m,
             w.map(|r| r.map(|x| (x * 1000.0).round() / 1000.0))
         );
+    }
+}
+
+fn bench(options: stancewatch::bench::BenchOptions, json: bool) -> Result<ExitCode> {
+    use stancewatch::bench;
+    if options.articles < 2 || options.threads.is_empty() || options.threads.contains(&0) {
+        bail!("bench needs --articles 2 or more and --threads of 1 or more, e.g. --articles 600 --threads 1,2");
+    }
+    let corpus = bench::corpus(EXAMPLE_ARTICLES, options.articles);
+    let pipeline: Arc<dyn stancewatch::enriched::Analyze> = Arc::new(Pipeline::new());
+    let bars = PhaseBars::new(std::io::stderr().is_terminal());
+    let report = runtime()?.block_on(bench::run(
+        pipeline,
+        &corpus,
+        &options,
+        &|phase, done, total| bars.update(phase, done, total),
+    ))?;
+    bars.finish();
+
+    println!(
+        "corpus: {} articles, {:.0} words on average (30% briefs, 50% articles, 20% long reads)",
+        report.corpus_articles, report.corpus_mean_words
+    );
+    println!(
+        "cores available: {}\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "{:<34} {:>12} {:>14} {:>16}",
+        "NLP alone", "articles/s", "words/s", "articles/s/core"
+    );
+    for r in &report.nlp {
+        println!(
+            "{:<34} {:>12.1} {:>14.0} {:>16.1}",
+            format!("  {} thread(s)", r.threads),
+            r.articles_per_sec,
+            r.words_per_sec,
+            r.articles_per_sec_per_core
+        );
+    }
+    println!(
+        "\n{:<34} {:>12} {:>14} {:>16}",
+        "end to end (mock cluster)", "articles/s", "ratio to NLP", "peak RSS MB"
+    );
+    for r in &report.end_to_end {
+        println!(
+            "{:<34} {:>12.1} {:>14.2} {:>16}",
+            format!("  {} worker(s)", r.workers),
+            r.articles_per_sec,
+            r.ratio_to_nlp,
+            r.peak_rss_mb.map_or("n/a".into(), |m| format!("{m:.0}"))
+        );
+    }
+    if let Some(l) = &report.latency {
+        println!(
+            "\nlatency, publish to emit, {} worker(s) at {:.1} articles/s (half the maximum), {} articles:",
+            l.workers, l.rate_per_sec, l.articles
+        );
+        println!(
+            "  p50 {:.1} ms   p95 {:.1} ms   p99 {:.1} ms   max {:.1} ms   peak RSS {}",
+            l.p50_ms,
+            l.p95_ms,
+            l.p99_ms,
+            l.max_ms,
+            l.peak_rss_mb.map_or("n/a".into(), |m| format!("{m:.0} MB"))
+        );
+    }
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One progress bar per benchmark phase on a terminal; nothing when piped.
+struct PhaseBars {
+    terminal: bool,
+    current: std::sync::Mutex<Option<(String, indicatif::ProgressBar)>>,
+}
+
+impl PhaseBars {
+    fn new(terminal: bool) -> Self {
+        Self {
+            terminal,
+            current: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn update(&self, phase: &str, done: u64, total: u64) {
+        if !self.terminal {
+            return;
+        }
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_ref().is_none_or(|(name, _)| name != phase) {
+            if let Some((_, bar)) = current.take() {
+                bar.finish_and_clear();
+            }
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg:>34} [{bar:40}] {pos}/{len} articles",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(phase.to_string());
+            *current = Some((phase.to_string(), bar));
+        }
+        if let Some((_, bar)) = current.as_ref() {
+            bar.set_position(done);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some((_, bar)) = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            bar.finish_and_clear();
+        }
     }
 }

@@ -1,0 +1,552 @@
+//! `stancewatch bench`: how fast the service is, measured in one run that anyone can repeat.
+//!
+//! One corpus serves every phase: the example articles (`examples/articles.jsonl`) cut and joined into a mix
+//! of sizes close to a news feed's: 30 % wire briefs (the first third of an article), 50 % standard articles,
+//! 20 % long reads (four articles end to end).
+//!
+//! 1. NLP alone: the pipeline over the corpus on 1 and on 2 threads (articles/s, words/s per core). No
+//!    parsing, no JSON out, no Kafka: the ceiling the service can reach.
+//! 2. End to end: the corpus published to librdkafka's in-process mock cluster as a backlog, then consumed by
+//!    the real [`Service`] with 1 and with 2 NLP workers. The rate is taken between the first and the last
+//!    enriched record read back, so the consumer-group join is not counted; its ratio to phase 1 at the same
+//!    thread count is the Kafka overhead (parsing, serialising, producing, committing, the broker itself).
+//! 3. Latency: articles published at half the 2-worker end-to-end rate; an article's latency runs from its
+//!    publication (the input record's CreateTime, which the enriched record carries over) to the moment its
+//!    enriched record is read back, so it includes both hops through the broker.
+//! 4. Memory: the process's peak RSS in each end-to-end phase (the kernel's high-water mark, reset between
+//!    phases where Linux allows it).
+//!
+//! The mock broker and the reader run in this process and share its two cores with the service; a broker on
+//! other machines, as in production, would only make the end-to-end figures better.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::enriched::Analyze;
+use crate::nlp::Document;
+use crate::stream::mock::{publish_all, MockKafka, Publish};
+use crate::stream::{Service, StreamError};
+
+/// Partitions of the benchmark's input topic: more than the workers, as in production.
+const PARTITIONS: i32 = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error("{0}")]
+    Stalled(String),
+}
+
+/// What to measure and for how long.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Articles in the corpus (each NLP and end-to-end phase processes all of them).
+    pub articles: usize,
+    /// Worker-thread counts to measure, e.g. `[1, 2]`.
+    pub threads: Vec<usize>,
+    /// How long the fixed-rate latency phase publishes.
+    pub latency_seconds: f64,
+    /// Runs of each rate measurement; the median is reported (the machine may be busy with other work).
+    pub repeats: usize,
+}
+
+/// One article of the corpus, ready to publish and to analyse.
+#[derive(Debug, Clone)]
+pub struct BenchArticle {
+    pub id: String,
+    pub title: Option<String>,
+    pub body: String,
+    pub words: usize,
+    pub json: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NlpRate {
+    pub threads: usize,
+    pub articles_per_sec: f64,
+    pub words_per_sec: f64,
+    pub articles_per_sec_per_core: f64,
+    pub words_per_sec_per_core: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EndToEndRate {
+    pub workers: usize,
+    pub articles_per_sec: f64,
+    /// End-to-end rate over the NLP-only rate at the same thread count (1.0 = Kafka costs nothing).
+    pub ratio_to_nlp: f64,
+    pub peak_rss_mb: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub workers: usize,
+    pub rate_per_sec: f64,
+    pub articles: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub peak_rss_mb: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub corpus_articles: usize,
+    pub corpus_mean_words: f64,
+    pub nlp: Vec<NlpRate>,
+    pub end_to_end: Vec<EndToEndRate>,
+    pub latency: Option<Latency>,
+}
+
+/// Progress of a phase, for a progress bar: (phase name, done, total).
+pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
+
+/// The benchmark corpus: `n` articles cut from and joined out of `examples` (JSON Lines articles).
+pub fn corpus(examples: &str, n: usize) -> Vec<BenchArticle> {
+    let base: Vec<(Option<String>, String)> = examples
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let body = v["body"].as_str()?.to_string();
+            Some((v["title"].as_str().map(str::to_string), body))
+        })
+        .collect();
+    assert!(
+        !base.is_empty(),
+        "the example articles are embedded and valid"
+    );
+    (0..n)
+        .map(|i| {
+            let (title, body) = &base[i % base.len()];
+            let body = match i % 10 {
+                0..=2 => brief(body),
+                3..=7 => body.clone(),
+                _ => (0..4)
+                    .map(|k| base[(i + k) % base.len()].1.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n\n"),
+            };
+            let id = format!("bench-{i}");
+            let json = serde_json::to_vec(&serde_json::json!({
+                "id": id, "title": title, "body": body, "source": "bench", "language": "en",
+            }))
+            .expect("serialising a JSON value");
+            BenchArticle {
+                id,
+                title: title.clone(),
+                words: body.split_whitespace().count(),
+                body,
+                json,
+            }
+        })
+        .collect()
+}
+
+/// The first third of an article, cut after a sentence.
+fn brief(body: &str) -> String {
+    let mut third = body.len() / 3;
+    while !body.is_char_boundary(third) {
+        third += 1;
+    }
+    let cut = body[third..]
+        .find(". ")
+        .map(|i| third + i + 1)
+        .unwrap_or(body.len());
+    body[..cut].to_string()
+}
+
+/// Runs every phase and returns the figures.
+pub async fn run(
+    analyzer: Arc<dyn Analyze>,
+    corpus: &[BenchArticle],
+    options: &BenchOptions,
+    progress: Progress<'_>,
+) -> Result<BenchReport, BenchError> {
+    let repeats = options.repeats.max(1);
+    let mut nlp = Vec::new();
+    for &threads in &options.threads {
+        let name = format!("NLP, {threads} thread(s)");
+        let mut runs: Vec<NlpRate> = (0..repeats)
+            .map(|_| {
+                tokio::task::block_in_place(|| {
+                    nlp_rate(analyzer.as_ref(), corpus, threads, &|d, t| {
+                        progress(&name, d, t)
+                    })
+                })
+            })
+            .collect();
+        runs.sort_by(|a, b| a.articles_per_sec.total_cmp(&b.articles_per_sec));
+        nlp.push(runs.swap_remove(repeats / 2));
+    }
+
+    let mut end_to_end = Vec::new();
+    for (i, &workers) in options.threads.iter().enumerate() {
+        let name = format!("end to end, {workers} worker(s)");
+        let mut runs = Vec::with_capacity(repeats);
+        for _ in 0..repeats {
+            runs.push(
+                end_to_end_rate(analyzer.clone(), corpus, workers, &|d, t| {
+                    progress(&name, d, t)
+                })
+                .await?,
+            );
+        }
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (rate, rss) = runs.swap_remove(repeats / 2);
+        end_to_end.push(EndToEndRate {
+            workers,
+            articles_per_sec: rate,
+            ratio_to_nlp: rate / nlp[i].articles_per_sec,
+            peak_rss_mb: rss,
+        });
+    }
+
+    let latency = match end_to_end.last() {
+        Some(top) if options.latency_seconds > 0.0 => {
+            let rate = top.articles_per_sec / 2.0;
+            let n = ((rate * options.latency_seconds).ceil() as usize).max(1);
+            Some(
+                latency_at(analyzer, corpus, top.workers, rate, n, &|d, t| {
+                    progress("latency at half the maximum rate", d, t)
+                })
+                .await?,
+            )
+        }
+        _ => None,
+    };
+
+    Ok(BenchReport {
+        corpus_articles: corpus.len(),
+        corpus_mean_words: corpus.iter().map(|a| a.words).sum::<usize>() as f64
+            / corpus.len().max(1) as f64,
+        nlp,
+        end_to_end,
+        latency,
+    })
+}
+
+/// Phase 1: the pipeline alone over the corpus on `threads` threads, after a short warm-up.
+pub fn nlp_rate(
+    analyzer: &dyn Analyze,
+    corpus: &[BenchArticle],
+    threads: usize,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> NlpRate {
+    let analyze = |a: &BenchArticle| {
+        analyzer.analyze(&Document {
+            title: a.title.as_deref(),
+            body: &a.body,
+            declared_language: Some("en"),
+        })
+    };
+    for a in corpus.iter().take(5) {
+        std::hint::black_box(analyze(a));
+    }
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(a) = corpus.get(i) else { break };
+                std::hint::black_box(analyze(a));
+                progress(i as u64 + 1, corpus.len() as u64);
+            });
+        }
+    });
+    let secs = started.elapsed().as_secs_f64();
+    let words: usize = corpus.iter().map(|a| a.words).sum();
+    let articles_per_sec = corpus.len() as f64 / secs;
+    let words_per_sec = words as f64 / secs;
+    NlpRate {
+        threads,
+        articles_per_sec,
+        words_per_sec,
+        articles_per_sec_per_core: articles_per_sec / threads as f64,
+        words_per_sec_per_core: words_per_sec / threads as f64,
+    }
+}
+
+/// Topics and a service configuration for one phase.
+fn phase_config(kafka: &MockKafka, phase: &str, workers: usize) -> Result<Config, BenchError> {
+    let mut config = Config::defaults();
+    config.kafka.brokers = kafka.bootstrap_servers().to_string();
+    config.kafka.group_id = format!("bench-{phase}");
+    config.kafka.input_topic = format!("{phase}.articles");
+    config.kafka.enriched_topic = format!("{phase}.enriched");
+    config.kafka.entity_stances_topic = format!("{phase}.entity-stances");
+    config.kafka.dlq_topic = format!("{phase}.dlq");
+    config.processing.workers = workers;
+    // The mock broker answers a fetch that finds no data only after the whole fetch.wait.max.ms (500 ms by
+    // default), even when records arrive meanwhile; a real broker answers as soon as they arrive. A short wait
+    // gives the service what a real broker would, instead of measuring the mock's long-poll.
+    config
+        .kafka
+        .consumer
+        .insert("fetch.wait.max.ms".into(), "10".into());
+    config.http.listen = "127.0.0.1:0".parse().expect("a valid address");
+    for topic in [
+        &config.kafka.input_topic,
+        &config.kafka.enriched_topic,
+        &config.kafka.entity_stances_topic,
+        &config.kafka.dlq_topic,
+    ] {
+        kafka.create_topic(topic, PARTITIONS)?;
+    }
+    Ok(config)
+}
+
+/// A consumer of the enriched topic from its beginning. It waits at most 10 ms for data so that it measures
+/// the service rather than its own fetch wait.
+fn enriched_reader(config: &Config) -> Result<BaseConsumer, BenchError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", format!("{}-reader", config.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(&config.kafka.enriched_topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    Ok(consumer)
+}
+
+/// Phase 2: the whole corpus published at once to a service that has already joined its group; articles/s
+/// from the first publication to the last enriched record, and the peak RSS meanwhile.
+async fn end_to_end_rate(
+    analyzer: Arc<dyn Analyze>,
+    corpus: &[BenchArticle],
+    workers: usize,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<(f64, Option<f64>), BenchError> {
+    // A cluster of its own, so that the records of earlier phases do not count in this phase's memory.
+    let kafka = MockKafka::start(1)?;
+    let config = phase_config(&kafka, "e2e", workers)?;
+    let (bootstrap, topic) = (
+        config.kafka.brokers.clone(),
+        config.kafka.input_topic.clone(),
+    );
+    reset_peak_rss();
+    let reader = enriched_reader(&config)?;
+    let service = Service::new(config).with_analyzer(analyzer).start().await?;
+    warm_up(&bootstrap, &topic, &corpus[0], &reader).await?;
+
+    let n = corpus.len();
+    let records: Vec<Publish> = corpus.iter().map(publishable).collect();
+    let started = Instant::now();
+    let publishing = tokio::spawn(async move { publish_all(&bootstrap, &topic, &records).await });
+    let deadline = Duration::from_secs(60) + Duration::from_millis(n as u64 * 500);
+    tokio::task::block_in_place(|| read_latencies(&reader, n, deadline, progress))?;
+    let secs = started.elapsed().as_secs_f64();
+    publishing
+        .await
+        .map_err(|e| BenchError::Stalled(format!("publishing task failed: {e}")))??;
+    let rss = peak_rss_mb();
+    service.shutdown();
+    service.wait().await?;
+    Ok((n as f64 / secs, rss))
+}
+
+/// Publishes one article and waits for its enriched record, so that the group join is over before any clock
+/// starts.
+async fn warm_up(
+    bootstrap: &str,
+    topic: &str,
+    article: &BenchArticle,
+    reader: &BaseConsumer,
+) -> Result<(), BenchError> {
+    let mut record = publishable(article);
+    record.key = Some(b"warm-up".to_vec());
+    publish_all(bootstrap, topic, std::slice::from_ref(&record)).await?;
+    tokio::task::block_in_place(|| read_latencies(reader, 1, Duration::from_secs(60), &|_, _| {}))?;
+    Ok(())
+}
+
+/// Phase 3: `n` articles published at `rate` per second to a running service; publish-to-emit latency.
+async fn latency_at(
+    analyzer: Arc<dyn Analyze>,
+    corpus: &[BenchArticle],
+    workers: usize,
+    rate: f64,
+    n: usize,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Latency, BenchError> {
+    let kafka = MockKafka::start(1)?;
+    let config = phase_config(&kafka, "latency", workers)?;
+    reset_peak_rss();
+    let reader = enriched_reader(&config)?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()?;
+    let (bootstrap, topic) = (
+        config.kafka.brokers.clone(),
+        config.kafka.input_topic.clone(),
+    );
+    let service = Service::new(config).with_analyzer(analyzer).start().await?;
+
+    warm_up(&bootstrap, &topic, &corpus[0], &reader).await?;
+
+    let reader_task = tokio::task::spawn_blocking({
+        let deadline = Duration::from_secs_f64(n as f64 / rate) + Duration::from_secs(60);
+        move || read_latencies(&reader, n, deadline, &|_, _| {})
+    });
+    let started = tokio::time::Instant::now();
+    let mut deliveries = Vec::with_capacity(n);
+    for i in 0..n {
+        tokio::time::sleep_until(started + Duration::from_secs_f64(i as f64 / rate)).await;
+        let mut record = publishable(&corpus[(i + 1) % corpus.len()]);
+        record.key = Some(format!("latency-{i}").into_bytes());
+        let producer = producer.clone();
+        let topic = topic.clone();
+        deliveries.push(tokio::spawn(async move {
+            send(&producer, &topic, &record).await.map(|_| ())
+        }));
+        progress(i as u64 + 1, n as u64);
+    }
+    for d in deliveries {
+        d.await
+            .map_err(|e| BenchError::Stalled(format!("publishing task failed: {e}")))?
+            .map_err(|(e, _)| e)?;
+    }
+    let mut latencies = reader_task
+        .await
+        .map_err(|e| BenchError::Stalled(format!("reader task failed: {e}")))??;
+    let rss = peak_rss_mb();
+    service.shutdown();
+    service.wait().await?;
+
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
+    Ok(Latency {
+        workers,
+        rate_per_sec: rate,
+        articles: n,
+        p50_ms: pct(0.50),
+        p95_ms: pct(0.95),
+        p99_ms: pct(0.99),
+        max_ms: pct(1.0),
+        peak_rss_mb: rss,
+    })
+}
+
+async fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    record: &Publish,
+) -> Result<(i32, i64), (rdkafka::error::KafkaError, rdkafka::message::OwnedMessage)> {
+    let mut fr = FutureRecord::to(topic).payload(&record.payload);
+    if let Some(k) = &record.key {
+        fr = fr.key(k);
+    }
+    producer
+        .send(fr, Timeout::After(Duration::from_secs(30)))
+        .await
+        .map(|d| (d.partition, d.offset))
+}
+
+/// Reads `n` enriched records; returns each one's latency in milliseconds (now minus its CreateTime).
+fn read_latencies(
+    reader: &BaseConsumer,
+    n: usize,
+    deadline: Duration,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Vec<f64>, BenchError> {
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(n);
+    while latencies.len() < n {
+        if started.elapsed() > deadline {
+            return Err(BenchError::Stalled(format!(
+                "only {} of {n} articles came out within {deadline:?}",
+                latencies.len()
+            )));
+        }
+        if let Some(m) = reader.poll(Duration::from_millis(50)) {
+            let m = m?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64()
+                * 1000.0;
+            if let Some(created) = m.timestamp().to_millis() {
+                latencies.push((now - created as f64).max(0.0));
+            }
+            progress(latencies.len() as u64, n as u64);
+        }
+    }
+    Ok(latencies)
+}
+
+fn publishable(a: &BenchArticle) -> Publish {
+    Publish {
+        key: Some(a.id.clone().into_bytes()),
+        payload: a.json.clone(),
+        headers: vec![],
+    }
+}
+
+/// Resets the kernel's peak-RSS mark of this process (Linux ≥ 4.0; elsewhere a no-op).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident set size of this process in MB (`VmHWM`), where the OS reports it.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLES: &str = include_str!("../examples/articles.jsonl");
+
+    #[test]
+    fn corpus_mixes_briefs_articles_and_long_reads() {
+        let c = corpus(EXAMPLES, 100);
+        assert_eq!(c.len(), 100);
+        let words: Vec<usize> = c.iter().map(|a| a.words).collect();
+        let (short, long) = (words[0], words[8]);
+        assert!(
+            short * 2 < words[3],
+            "a brief is well under an article: {words:?}"
+        );
+        assert!(
+            long > words[3] * 3,
+            "a long read is several articles: {words:?}"
+        );
+        let ids: std::collections::BTreeSet<_> = c.iter().map(|a| &a.id).collect();
+        assert_eq!(ids.len(), 100, "ids are distinct");
+        for a in &c {
+            let parsed = crate::article::Article::parse(
+                &a.json,
+                crate::article::Limits {
+                    max_body_bytes: 1 << 20,
+                },
+            )
+            .expect("every corpus article is a valid input");
+            assert_eq!(parsed.body, a.body);
+        }
+    }
+}
