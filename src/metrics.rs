@@ -151,7 +151,7 @@ impl Metrics {
                 &["topic", "partition"]
             )),
             rebalances: reg!(IntCounterVec::new(
-                Opts::new(name("rebalances_total"), "Partition assignment changes, by kind: assign, revoke, error."),
+                Opts::new(name("rebalances_total"), "Partition assignment changes, by kind: assign, revoke, lost (the group moved on without this instance, e.g. after a broker outage; its in-flight work is redelivered), error."),
                 &["kind"]
             )),
             producer_queue: reg!(IntGauge::new(
@@ -221,7 +221,7 @@ impl Metrics {
         for s in [Stage::Parse, Stage::Nlp, Stage::Produce] {
             m.stage_seconds.with_label_values(&[s.as_str()]);
         }
-        for k in ["assign", "revoke", "error"] {
+        for k in ["assign", "revoke", "lost", "error"] {
             m.rebalances.with_label_values(&[k]);
         }
         for r in ["ok", "error"] {
@@ -260,6 +260,10 @@ impl Metrics {
 
     pub fn rebalance(&self, kind: &str) {
         self.rebalances.with_label_values(&[kind]).inc();
+    }
+
+    pub fn rebalances(&self, kind: &str) -> u64 {
+        self.rebalances.with_label_values(&[kind]).get()
     }
 
     pub fn commit(&self, ok: bool) {

@@ -361,47 +361,6 @@ async fn two_instances_share_the_partitions_without_loss() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn broker_down_then_up_loses_nothing() {
-    let cluster = Cluster::mock();
-    let topics = cluster.topics(4).await;
-    let group = unique("g");
-    let bootstrap = cluster.bootstrap();
-    let service = Service::new(cluster.config(&topics, &group))
-        .with_analyzer(slow_pipeline(Duration::from_millis(40)))
-        .start()
-        .await
-        .unwrap();
-    let m = service.metrics.clone();
-    eventually(LONG, "assignment", || m.assigned_partitions.get() == 4).await;
-    let input = articles(40);
-    cluster.publish(&topics, &input).await;
-    // Take the only broker down while articles are being processed, for longer than message.timeout.ms (5 s).
-    eventually(LONG, "some progress", || m.messages_consumed.get() >= 5).await;
-    let mock = cluster.mock_kafka();
-    mock.cluster().broker_down(1).unwrap();
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    mock.cluster().broker_up(1).unwrap();
-
-    let mut reader = OutputReader::new(&bootstrap, &topics);
-    let ids: std::collections::BTreeSet<String> = input.iter().map(id_of).collect();
-    block(|| {
-        reader.until(
-            Duration::from_secs(90),
-            "every article after recovery",
-            |r| r.accounted_ids().len() >= ids.len(),
-        )
-    });
-    block(|| wait_all_committed(&bootstrap, &group, &topics, LONG));
-    assert_eq!(reader.accounted_ids(), ids);
-    assert!(
-        reader.dlq.is_empty(),
-        "a broker outage is not the article's fault"
-    );
-    service.shutdown();
-    service.wait().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn graceful_shutdown_drains_and_commits_everything_it_took() {
     let cluster = Cluster::mock();
     let topics = cluster.topics(4).await;

@@ -167,6 +167,7 @@ impl ConsumerContext for ConsumerCtx {
             return;
         }
         if consumer.assignment_lost() {
+            s.metrics.rebalance("lost");
             // The group moved on without us (session timeout): a commit would be rejected and the new owner is
             // already consuming. Our uncommitted work is redelivered to it.
             warn!(

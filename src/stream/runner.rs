@@ -338,8 +338,11 @@ fn consumer_loop(
     let metrics = &shared.metrics;
     let max_in_flight = processing.max_in_flight;
     let mut last_commit = Instant::now();
-    // The assignment epoch at which partitions were last paused; None while consuming.
-    let mut paused_at: Option<u64> = None;
+    // The pause state last applied, and the assignment epoch it was applied to. librdkafka keeps a partition's
+    // pause flag across a revoke and a later assign of the same partition (e.g. after the session was lost in
+    // a broker outage), so the wanted state is applied again after every assignment change, resuming
+    // included; otherwise a partition paused before the loss would stay paused forever.
+    let mut applied: Option<(u64, bool)> = None;
 
     let commit_due = |last_commit: &mut Instant| {
         let waiting = tracker.done_uncommitted();
@@ -365,18 +368,17 @@ fn consumer_loop(
         let in_flight = tracker.in_flight();
         metrics.in_flight.set(in_flight as i64);
         let epoch = tracker.assignment_epoch();
-        if in_flight >= max_in_flight {
-            // Re-pause after a rebalance too: newly assigned partitions start unpaused.
-            if paused_at != Some(epoch) {
-                set_paused(&consumer, true);
-                paused_at = Some(epoch);
-                metrics.paused.set(1);
-                debug!(in_flight, "max_in_flight reached; partitions paused");
+        let pause = in_flight >= max_in_flight;
+        if applied != Some((epoch, pause)) {
+            set_paused(&consumer, pause);
+            if applied.is_none_or(|(_, was)| was != pause) {
+                debug!(
+                    in_flight,
+                    pause, "max_in_flight reached (pause) or slots free again (resume)"
+                );
             }
-        } else if paused_at.take().is_some() {
-            set_paused(&consumer, false);
-            metrics.paused.set(0);
-            debug!(in_flight, "partitions resumed");
+            applied = Some((epoch, pause));
+            metrics.paused.set(i64::from(pause));
         }
 
         match consumer.poll(POLL_INTERVAL) {

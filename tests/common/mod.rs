@@ -141,7 +141,7 @@ impl Cluster {
     /// On an external broker each record goes in a batch of its own: tansu 0.6.0 answers a fetch that starts
     /// inside a multi-record batch with nothing, so a consumer resuming mid-batch (after a pause or a restart
     /// from a committed offset) would stall there. Apache Kafka and the mock cluster have no such limit.
-    pub async fn publish(&self, topics: &Topics, records: &[Publish]) {
+    pub async fn publish(&self, topics: &Topics, records: &[Publish]) -> Vec<(i32, i64)> {
         let props: &[(&str, &str)] = match self {
             Cluster::Mock(_) => &[],
             Cluster::External(_) => &[("batch.num.messages", "1"), ("linger.ms", "0")],
@@ -150,9 +150,10 @@ impl Cluster {
             .await
             .expect("publishing articles");
         let mut ends = topics.ends.lock().unwrap();
-        for (p, o) in positions {
+        for &(p, o) in &positions {
             ends[p as usize] = ends[p as usize].max(o + 1);
         }
+        positions
     }
 
     pub fn config(&self, topics: &Topics, group: &str) -> Config {
@@ -242,6 +243,7 @@ impl OutputReader {
             .set("bootstrap.servers", bootstrap)
             .set("group.id", unique("reader"))
             .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
             .create()
             .unwrap();
         let mut tpl = TopicPartitionList::new();
@@ -264,7 +266,14 @@ impl OutputReader {
         let Some(m) = self.consumer.poll(timeout) else {
             return false;
         };
-        let m = m.expect("reading outputs");
+        let m = match m {
+            Ok(m) => m,
+            // Transient (a broker down in a fault test): librdkafka reconnects by itself.
+            Err(e) => {
+                eprintln!("output reader: {e}");
+                return false;
+            }
+        };
         let out = Out {
             topic: m.topic().to_string(),
             key: m.key().map(<[u8]>::to_vec),

@@ -1,0 +1,397 @@
+//! The fault suite: the service under the failures a Kafka deployment meets, each scenario followed by the
+//! same three checks of at-least-once delivery.
+//!
+//! 1. Commit audit: at a moment when no instance can commit any more (every instance aborted, or the process
+//!    killed), every article below the group's committed offsets already has its output on the broker. A
+//!    commit never passed an article whose outputs were unacknowledged.
+//! 2. No loss: after a clean recovery, every input id is in the enriched topic or the dead-letter topic.
+//! 3. Bounded duplicates: articles output more than once are counted, and stay within the in-flight limit
+//!    for each instance that stopped without draining (a crash replays at most what it had in flight).
+//!
+//! The faults come from librdkafka's mock cluster, a real protocol-level broker whose requests can be made to
+//! fail or slow down: `broker_down`, `request_errors`, `broker_round_trip_time`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::types::RDKafkaApiKey;
+use rdkafka::types::RDKafkaRespErr;
+use stancewatch::config::Config;
+use stancewatch::enriched::Analyze;
+use stancewatch::nlp::{Analysis, Document, Pipeline};
+use stancewatch::stream::{RunningService, Service};
+
+const LONG: Duration = Duration::from_secs(90);
+
+fn block<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// Where one published article landed.
+struct Published {
+    id: String,
+    partition: i32,
+    offset: i64,
+}
+
+/// One scenario's cluster, topics, consumer group, published articles and service instances.
+struct Scenario {
+    cluster: Cluster,
+    topics: Topics,
+    group: String,
+    bootstrap: String,
+    max_in_flight: usize,
+    pipeline: Arc<Pipeline>,
+    published: Vec<Published>,
+    instances: Vec<RunningService>,
+    /// Instances that stopped without draining (aborted or killed), and assignments lost with work in flight
+    /// (a session that expired in a broker outage): each may replay up to max_in_flight.
+    crashes: usize,
+    reader: OutputReader,
+}
+
+impl Scenario {
+    async fn new(partitions: i32, max_in_flight: usize) -> Self {
+        let cluster = Cluster::mock();
+        let topics = cluster.topics(partitions).await;
+        let bootstrap = cluster.bootstrap();
+        let reader = OutputReader::new(&bootstrap, &topics);
+        Self {
+            cluster,
+            topics,
+            group: unique("g"),
+            bootstrap,
+            max_in_flight,
+            pipeline: Arc::new(Pipeline::new()),
+            published: Vec::new(),
+            instances: Vec::new(),
+            crashes: 0,
+            reader,
+        }
+    }
+
+    fn mock(&self) -> rdkafka::mocking::MockCluster<'_, rdkafka::producer::DefaultProducerContext> {
+        self.cluster.mock_kafka().cluster()
+    }
+
+    fn config(&self) -> Config {
+        let mut c = self.cluster.config(&self.topics, &self.group);
+        c.processing.max_in_flight = self.max_in_flight;
+        c
+    }
+
+    /// Publishes the next `n` articles (ids continue where the last call stopped).
+    async fn publish(&mut self, n: usize) {
+        let from = self.published.len();
+        let batch: Vec<_> = articles(from + n).into_iter().skip(from).collect();
+        let positions = self.cluster.publish(&self.topics, &batch).await;
+        for (a, (partition, offset)) in batch.iter().zip(positions) {
+            self.published.push(Published {
+                id: id_of(a),
+                partition,
+                offset,
+            });
+        }
+    }
+
+    /// Starts an instance whose NLP takes at least `delay` per article, so that faults meet work in flight.
+    async fn start(&mut self, delay: Duration) -> usize {
+        let pipeline = self.pipeline.clone();
+        let analyzer: Arc<dyn Analyze> = Arc::new(move |doc: &Document<'_>| -> Analysis {
+            std::thread::sleep(delay);
+            pipeline.analyze(doc)
+        });
+        let service = Service::new(self.config())
+            .with_analyzer(analyzer)
+            .start()
+            .await
+            .expect("service starts");
+        self.instances.push(service);
+        self.instances.len() - 1
+    }
+
+    /// Stops one instance, gracefully (drain and commit) or as a crash would (nothing more committed).
+    async fn stop(&mut self, index: usize, graceful: bool) {
+        let service = self.instances.remove(index);
+        self.crashes += service.metrics.rebalances("lost") as usize;
+        if graceful {
+            service.shutdown();
+        } else {
+            service.abort();
+            self.crashes += 1;
+        }
+        service.wait().await.expect("service stops without error");
+    }
+
+    /// Waits until at least `n` articles are accounted for in the outputs.
+    fn wait_accounted(&mut self, n: usize) {
+        block(|| {
+            self.reader
+                .until(LONG, &format!("{n} articles accounted for"), |r| {
+                    r.accounted_ids().len() >= n
+                })
+        });
+    }
+
+    /// Check 1. Aborts every running instance, then checks that the group's committed offsets cover only
+    /// articles whose outputs are on the broker. Returns how many articles the commits cover, so that a
+    /// scenario can make sure the audit was not vacuous.
+    async fn freeze_and_audit(&mut self) -> usize {
+        while !self.instances.is_empty() {
+            self.stop(0, false).await;
+        }
+        self.audit_commits()
+    }
+
+    /// Check 1 for when the committing process is already gone (killed).
+    fn audit_commits(&mut self) -> usize {
+        // Outputs acknowledged before a commit are on the broker already; read all of them.
+        block(|| self.reader.drain(Duration::from_millis(1500)));
+        let committed = block(|| committed(&self.bootstrap, &self.group, &self.topics));
+        let accounted = self.reader.accounted_ids();
+        let mut covered = 0;
+        for a in &self.published {
+            if committed[a.partition as usize].is_some_and(|c| a.offset < c) {
+                assert!(
+                    accounted.contains(&a.id),
+                    "offset {} of partition {} ({}) is committed (committed offsets {committed:?}) but its outputs are not on the broker",
+                    a.offset,
+                    a.partition,
+                    a.id
+                );
+                covered += 1;
+            }
+        }
+        covered
+    }
+
+    /// Checks 2 and 3 once the group has consumed everything: every id accounted for, every offset
+    /// committed, duplicates within the bound. Returns the number of duplicated articles.
+    fn check_complete(&mut self) -> usize {
+        let ids: BTreeSet<String> = self.published.iter().map(|a| a.id.clone()).collect();
+        self.wait_accounted(ids.len());
+        block(|| wait_all_committed(&self.bootstrap, &self.group, &self.topics, LONG));
+        block(|| self.reader.drain(Duration::from_millis(500)));
+        assert_eq!(self.reader.accounted_ids(), ids, "no article lost");
+        let duplicates = self.reader.duplicate_articles();
+        let bound = self.crashes * self.max_in_flight;
+        assert!(
+            duplicates <= bound,
+            "{duplicates} duplicated articles exceed the bound of {bound} ({} crashes x max_in_flight {})",
+            self.crashes,
+            self.max_in_flight
+        );
+        duplicates
+    }
+
+    /// Starts a clean instance, waits for it to finish everything, checks 2 and 3, and stops it.
+    async fn recover_and_check(&mut self) -> usize {
+        let i = self.start(Duration::ZERO).await;
+        let duplicates = self.check_complete();
+        self.stop(i, true).await;
+        duplicates
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broker_down_longer_than_the_producer_timeout() {
+    let mut s = Scenario::new(4, 16).await;
+    s.start(Duration::from_millis(40)).await;
+    s.publish(40).await;
+    s.wait_accounted(5);
+    // Longer than message.timeout.ms (5 s in the tests' configuration): librdkafka gives up on the records it
+    // holds, and the service must retry them itself rather than drop or dead-letter them.
+    s.mock().broker_down(1).unwrap();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    s.mock().broker_up(1).unwrap();
+    s.publish(20).await;
+    s.wait_accounted(45);
+    let covered = s.freeze_and_audit().await;
+    assert!(covered > 0, "the audit covers committed articles");
+    let duplicates = s.recover_and_check().await;
+    assert!(
+        s.reader.dlq.is_empty(),
+        "a broker outage is not the articles' fault: {} dead-lettered",
+        s.reader.dlq.len()
+    );
+    eprintln!("broker down 7 s: 60 articles, {covered} covered by commits at the freeze, {duplicates} duplicates ({} crashes or lost sessions)", s.crashes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn produce_errors_are_retried_without_loss_or_dead_letters() {
+    let mut s = Scenario::new(4, 16).await;
+    s.publish(60).await;
+    // Retriable produce errors, answered to the next produce requests (all of them the service's).
+    let errors = [
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    ];
+    let burst: Vec<_> = errors.iter().copied().cycle().take(40).collect();
+    s.mock().request_errors(RDKafkaApiKey::Produce, &burst);
+    s.start(Duration::from_millis(10)).await;
+    s.wait_accounted(20);
+    let covered = s.freeze_and_audit().await;
+    assert!(covered > 0, "the audit covers committed articles");
+    // Recovery meets another burst.
+    s.mock().request_errors(RDKafkaApiKey::Produce, &burst);
+    let duplicates = s.recover_and_check().await;
+    assert!(
+        s.reader.dlq.is_empty(),
+        "retriable produce errors must not dead-letter articles: {} dead-lettered",
+        s.reader.dlq.len()
+    );
+    eprintln!("produce errors: 60 articles, 80 injected errors, {covered} covered at the freeze, {duplicates} duplicates");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commit_errors_hold_offsets_until_a_commit_succeeds() {
+    let mut s = Scenario::new(4, 16).await;
+    s.publish(80).await;
+    let errors = [
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+    ];
+    let burst: Vec<_> = errors.iter().copied().cycle().take(12).collect();
+    s.mock().request_errors(RDKafkaApiKey::OffsetCommit, &burst);
+    let i = s.start(Duration::from_millis(10)).await;
+    let metrics = s.instances[i].metrics.clone();
+    s.wait_accounted(40);
+    eventually(LONG, "some commits failed and some succeeded", || {
+        metrics.commits(false) > 0 && metrics.commits(true) > 0
+    })
+    .await;
+    let (failed, ok) = (metrics.commits(false), metrics.commits(true));
+    let covered = s.freeze_and_audit().await;
+    assert!(covered > 0, "the audit covers committed articles");
+    s.mock().request_errors(RDKafkaApiKey::OffsetCommit, &burst);
+    let duplicates = s.recover_and_check().await;
+    eprintln!("commit errors: 80 articles, {failed} failed and {ok} successful commits before the freeze, {covered} covered, {duplicates} duplicates");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_broker_round_trips() {
+    let mut s = Scenario::new(4, 16).await;
+    s.mock()
+        .broker_round_trip_time(1, Duration::from_millis(300))
+        .unwrap();
+    s.start(Duration::ZERO).await;
+    s.publish(40).await;
+    s.wait_accounted(10);
+    let covered = s.freeze_and_audit().await;
+    let duplicates = s.recover_and_check().await;
+    s.mock().broker_round_trip_time(1, Duration::ZERO).unwrap();
+    eprintln!(
+        "300 ms round trips: 40 articles, {covered} covered at the freeze, {duplicates} duplicates"
+    );
+}
+
+/// Instances join and leave the group over and over while articles keep arriving: every join and leave is a
+/// rebalance, whose barrier must drain or abandon revoked work without losing or double-committing any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rebalance_storm() {
+    let mut s = Scenario::new(8, 16).await;
+    let first = s.start(Duration::from_millis(5)).await;
+    let metrics = s.instances[first].metrics.clone();
+    s.publish(30).await;
+    for round in 0..6 {
+        let joined = s.start(Duration::from_millis(5)).await;
+        let joined_metrics = s.instances[joined].metrics.clone();
+        s.publish(20).await;
+        eventually(LONG, "the new instance gets partitions", || {
+            joined_metrics.assigned_partitions.get() > 0
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Every third departure is a crash; the others drain and commit.
+        s.stop(joined, round % 3 != 2).await;
+        s.publish(10).await;
+    }
+    let rebalances = metrics.rebalances("assign") + metrics.rebalances("revoke");
+    assert!(
+        rebalances >= 6,
+        "the long-lived instance saw the storm ({rebalances} assignment changes)"
+    );
+    let covered = s.freeze_and_audit().await;
+    assert!(covered > 0, "the audit covers committed articles");
+    let duplicates = s.recover_and_check().await;
+    eprintln!(
+        "rebalance storm: {} articles, {rebalances} assignment changes of the long-lived instance, {} crashes, {covered} covered at the freeze, {duplicates} duplicates",
+        s.published.len(),
+        s.crashes
+    );
+}
+
+/// The service as a separate process, killed with SIGKILL mid-stream (no drain, no shutdown hook, no
+/// flush), then started again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_stream_then_restart() {
+    let mut s = Scenario::new(4, 16).await;
+    s.publish(150).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = dir.path().join("stancewatch.toml");
+    std::fs::write(&config_file, toml::to_string(&s.config()).unwrap()).unwrap();
+
+    let mut child = spawn_service(&config_file);
+    // Kill as soon as some progress is committed: the process is then certainly mid-stream.
+    let deadline = Instant::now() + LONG;
+    loop {
+        let c = block(|| committed(&s.bootstrap, &s.group, &s.topics));
+        if c.iter().flatten().sum::<i64>() > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the child never committed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the child exited on its own"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    s.crashes += 1;
+    let covered = s.audit_commits();
+    assert!(covered > 0, "the audit covers committed articles");
+    assert!(
+        covered < s.published.len(),
+        "killed mid-stream: {covered} of {} committed",
+        s.published.len()
+    );
+
+    let mut restarted = spawn_service(&config_file);
+    let duplicates = s.check_complete();
+    let status = Command::new("kill")
+        .args(["-TERM", &restarted.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = restarted.wait().unwrap();
+    assert!(exit.success(), "SIGTERM stops the service cleanly: {exit}");
+    eprintln!("SIGKILL: 150 articles, {covered} committed at the kill, {duplicates} duplicates after the restart");
+}
+
+fn spawn_service(config: &PathBuf) -> Child {
+    let verbose = std::env::var_os("RUST_LOG").is_some();
+    Command::new(env!("CARGO_BIN_EXE_stancewatch"))
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(if verbose {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .expect("starting the stancewatch binary")
+}
