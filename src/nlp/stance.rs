@@ -199,9 +199,13 @@ pub fn score(
 ) -> Vec<MentionStance> {
     let mentions = mention_stances(lexicon, model, body, title, entities);
     let n_sentences = body.sentences().len();
-    for (e, entity) in entities.iter_mut().enumerate() {
-        let mine: Vec<&MentionStance> = mentions.iter().filter(|m| m.entity == e).collect();
-        entity.stance = aggregate::verdict(body, n_sentences, &mine);
+    // Grouped in one pass: filtering all mentions once per entity is quadratic on a body of many names.
+    let mut by_entity: Vec<Vec<&MentionStance>> = vec![Vec::new(); entities.len()];
+    for m in &mentions {
+        by_entity[m.entity].push(m);
+    }
+    for (entity, mine) in entities.iter_mut().zip(&by_entity) {
+        entity.stance = aggregate::verdict(body, n_sentences, mine);
     }
     mentions
 }
