@@ -63,6 +63,7 @@ pub struct KafkaConfig {
 #[serde(deny_unknown_fields)]
 pub struct ProcessingConfig {
     pub max_in_flight: usize,
+    pub max_in_flight_bytes: usize,
     pub workers: usize,
     pub max_article_bytes: usize,
     pub commit_interval_ms: u64,
@@ -220,6 +221,9 @@ impl Config {
         let p = &self.processing;
         if p.max_in_flight == 0 {
             return bad("processing.max_in_flight", "must be at least 1");
+        }
+        if p.max_in_flight_bytes == 0 {
+            return bad("processing.max_in_flight_bytes", "must be at least 1");
         }
         if p.max_article_bytes == 0 {
             return bad("processing.max_article_bytes", "must be at least 1");

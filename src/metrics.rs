@@ -62,6 +62,7 @@ pub struct Metrics {
     stage_seconds: HistogramVec,
     pub end_to_end_seconds: Histogram,
     pub in_flight: IntGauge,
+    pub in_flight_bytes: IntGauge,
     pub consumer_lag: IntGaugeVec,
     rebalances: IntCounterVec,
     pub producer_queue: IntGauge,
@@ -142,6 +143,10 @@ impl Metrics {
                 )
                 .buckets(latency_buckets)
             )),
+            in_flight_bytes: reg!(IntGauge::new(
+                name("in_flight_bytes"),
+                "Input bytes of the articles being processed (bounded by processing.max_in_flight_bytes)."
+            )),
             in_flight: reg!(IntGauge::new(
                 name("in_flight_articles"),
                 "Articles consumed whose offsets are not yet committed (bounded by processing.max_in_flight)."
@@ -172,7 +177,7 @@ impl Metrics {
             )),
             paused: reg!(IntGauge::new(
                 name("consumer_paused"),
-                "1 while consumption is paused because max_in_flight articles are waiting."
+                "1 while consumption is paused because max_in_flight articles or max_in_flight_bytes are waiting."
             )),
             assigned_partitions: reg!(IntGauge::new(
                 name("assigned_partitions"),

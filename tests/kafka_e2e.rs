@@ -446,6 +446,61 @@ async fn backpressure_bounds_in_flight_work() {
     service.wait().await.unwrap();
 }
 
+/// Large articles: the byte bound, not the count, must hold memory down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backpressure_bounds_in_flight_bytes() {
+    let cluster = Cluster::mock();
+    let topics = cluster.topics(4).await;
+    let group = unique("g");
+    let bootstrap = cluster.bootstrap();
+    let limit = 300_000;
+    let mut config = cluster.config(&topics, &group);
+    config.processing.max_in_flight = 100;
+    config.processing.max_in_flight_bytes = limit;
+    let service = Service::new(config)
+        .with_analyzer(slow_pipeline(Duration::from_millis(20)))
+        .start()
+        .await
+        .unwrap();
+    // About 100 kB each: three fit under the limit, the fourth pauses consumption.
+    let input: Vec<Publish> = articles(16)
+        .into_iter()
+        .map(|mut p| {
+            let mut v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+            let body = v["body"].as_str().unwrap().repeat(35);
+            v["body"] = serde_json::Value::String(body);
+            p.payload = serde_json::to_vec(&v).unwrap();
+            p
+        })
+        .collect();
+    let largest = input.iter().map(|p| p.payload.len()).max().unwrap() as i64;
+    cluster.publish(&topics, &input).await;
+    let m = service.metrics.clone();
+    let peak = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let (p2, m2) = (peak.clone(), m.clone());
+    let sampler = tokio::spawn(async move {
+        loop {
+            p2.fetch_max(
+                m2.in_flight_bytes.get(),
+                std::sync::atomic::Ordering::SeqCst,
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let mut reader = OutputReader::new(&bootstrap, &topics);
+    block(|| reader.until(LONG, "all 16", |r| r.accounted_ids().len() >= 16));
+    sampler.abort();
+    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        peak < limit as i64 + largest,
+        "in-flight bytes peaked at {peak}, above max_in_flight_bytes {limit} plus one article ({largest})"
+    );
+    assert!(peak >= largest, "work was measured (peak {peak})");
+    assert!(reader.dlq.is_empty());
+    service.shutdown();
+    service.wait().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_and_probes_are_served_over_http() {
     let cluster = Cluster::mock();

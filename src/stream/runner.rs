@@ -10,15 +10,16 @@
 //! idempotent producer, waits for every acknowledgement, and only then marks its offset done in the
 //! [`OffsetTracker`]. The consumer thread commits the done prefix of each partition every `commit_interval`.
 //!
-//! Backpressure: when `max_in_flight` offsets are consumed but not yet committed, the assigned partitions are
-//! paused (the consumer keeps polling, so the group session and rebalances are still served) and resumed once
-//! commits release slots.
+//! Backpressure: when `max_in_flight` offsets are consumed but not yet committed, or the articles being
+//! processed hold `max_in_flight_bytes` of input, the assigned partitions are paused (the consumer keeps
+//! polling, so the group session and rebalances are still served) and resumed once commits release slots and
+//! finished articles release their bytes. The byte bound is what keeps memory flat when articles are large.
 //!
 //! Shutdown: stop taking records, pause, wait for in-flight work up to the drain deadline, commit
 //! synchronously, then close the consumer (which revokes without waiting again).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -191,6 +192,7 @@ impl Service {
                 max: Duration::from_millis(config.processing.retry_backoff_max_ms),
             },
             fatal: Mutex::new(None),
+            in_flight_bytes: AtomicUsize::new(0),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let runtime = tokio::runtime::Handle::current();
@@ -291,6 +293,32 @@ struct TaskCtx {
     nlp_slots: Arc<Semaphore>,
     backoff: Backoff,
     fatal: Mutex<Option<String>>,
+    /// Input bytes of the records between `dispatch` and the end of `process`.
+    in_flight_bytes: AtomicUsize,
+}
+
+/// Holds a record's bytes in [`TaskCtx::in_flight_bytes`] until dropped, whichever way processing ends.
+struct BytesHeld {
+    ctx: Arc<TaskCtx>,
+    bytes: usize,
+}
+
+impl BytesHeld {
+    fn new(ctx: &Arc<TaskCtx>, bytes: usize) -> Self {
+        ctx.in_flight_bytes.fetch_add(bytes, Ordering::SeqCst);
+        Self {
+            ctx: ctx.clone(),
+            bytes,
+        }
+    }
+}
+
+impl Drop for BytesHeld {
+    fn drop(&mut self) {
+        self.ctx
+            .in_flight_bytes
+            .fetch_sub(self.bytes, Ordering::SeqCst);
+    }
 }
 
 fn consumer_config(config: &Config) -> ClientConfig {
@@ -337,6 +365,7 @@ fn consumer_loop(
     let tracker = &shared.tracker;
     let metrics = &shared.metrics;
     let max_in_flight = processing.max_in_flight;
+    let max_in_flight_bytes = processing.max_in_flight_bytes;
     let mut last_commit = Instant::now();
     // The pause state last applied, and the assignment epoch it was applied to. librdkafka keeps a partition's
     // pause flag across a revoke and a later assign of the same partition (e.g. after the session was lost in
@@ -368,13 +397,15 @@ fn consumer_loop(
         let in_flight = tracker.in_flight();
         metrics.in_flight.set(in_flight as i64);
         let epoch = tracker.assignment_epoch();
-        let pause = in_flight >= max_in_flight;
+        let bytes = ctx.in_flight_bytes.load(Ordering::SeqCst);
+        metrics.in_flight_bytes.set(bytes as i64);
+        let pause = in_flight >= max_in_flight || bytes >= max_in_flight_bytes;
         if applied != Some((epoch, pause)) {
             set_paused(&consumer, pause);
             if applied.is_none_or(|(_, was)| was != pause) {
                 debug!(
                     in_flight,
-                    pause, "max_in_flight reached (pause) or slots free again (resume)"
+                    bytes, pause, "in-flight limit reached (pause) or room again (resume)"
                 );
             }
             applied = Some((epoch, pause));
@@ -484,8 +515,12 @@ fn dispatch(msg: &BorrowedMessage<'_>, ctx: &Arc<TaskCtx>, runtime: &tokio::runt
         }
     };
     shared.metrics.messages_consumed.inc();
+    let held = BytesHeld::new(ctx, input.payload.as_ref().map_or(0, Vec::len));
     let ctx = ctx.clone();
-    runtime.spawn(async move { process(ctx, Arc::new(input), generation).await });
+    runtime.spawn(async move {
+        process(ctx, Arc::new(input), generation).await;
+        drop(held);
+    });
 }
 
 /// Everything that happens to one record after it is consumed.

@@ -30,6 +30,7 @@ statistics_interval_ms = {{ required "config.kafka.statistics_interval_ms is req
 
 [processing]
 max_in_flight = {{ required "config.processing.max_in_flight is required" $c.processing.max_in_flight | int64 }}
+max_in_flight_bytes = {{ required "config.processing.max_in_flight_bytes is required" $c.processing.max_in_flight_bytes | int64 }}
 workers = {{ required "config.processing.workers is required" $c.processing.workers | int64 }}
 max_article_bytes = {{ required "config.processing.max_article_bytes is required" $c.processing.max_article_bytes | int64 }}
 commit_interval_ms = {{ required "config.processing.commit_interval_ms is required" $c.processing.commit_interval_ms | int64 }}
