@@ -79,6 +79,8 @@ pub struct NlpRate {
     pub words_per_sec: f64,
     pub articles_per_sec_per_core: f64,
     pub words_per_sec_per_core: f64,
+    /// Process CPU time per article (user + system), in milliseconds.
+    pub cpu_ms_per_article: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,6 +89,12 @@ pub struct EndToEndRate {
     pub articles_per_sec: f64,
     /// End-to-end rate over the NLP-only rate at the same thread count (1.0 = Kafka costs nothing).
     pub ratio_to_nlp: f64,
+    /// Process CPU time per article, in milliseconds: the service, and also the in-process mock broker and
+    /// the bench's reader.
+    pub cpu_ms_per_article: Option<f64>,
+    /// NLP-only CPU per article over end-to-end CPU per article: the rate ratio a machine with no other
+    /// load would show, and unlike `ratio_to_nlp` not moved by whatever else runs on the machine.
+    pub cpu_ratio_to_nlp: Option<f64>,
     pub peak_rss_mb: Option<f64>,
 }
 
@@ -175,43 +183,47 @@ pub async fn run(
     options: &BenchOptions,
     progress: Progress<'_>,
 ) -> Result<BenchReport, BenchError> {
+    // Rounds alternate the NLP-only and the end-to-end phases, so that a change in the machine's other load
+    // during the run moves both alike; each figure is the median of its rounds.
     let repeats = options.repeats.max(1);
-    let mut nlp = Vec::new();
-    for &threads in &options.threads {
-        let name = format!("NLP, {threads} thread(s)");
-        let mut runs: Vec<NlpRate> = (0..repeats)
-            .map(|_| {
-                tokio::task::block_in_place(|| {
-                    nlp_rate(analyzer.as_ref(), corpus, threads, &|d, t| {
-                        progress(&name, d, t)
-                    })
+    let mut nlp_runs: Vec<Vec<NlpRate>> = vec![Vec::new(); options.threads.len()];
+    let mut e2e_runs: Vec<Vec<(f64, Option<f64>, Option<f64>)>> =
+        vec![Vec::new(); options.threads.len()];
+    for _ in 0..repeats {
+        for (i, &threads) in options.threads.iter().enumerate() {
+            let name = format!("NLP, {threads} thread(s)");
+            nlp_runs[i].push(tokio::task::block_in_place(|| {
+                nlp_rate(analyzer.as_ref(), corpus, threads, &|d, t| {
+                    progress(&name, d, t)
                 })
-            })
-            .collect();
-        runs.sort_by(|a, b| a.articles_per_sec.total_cmp(&b.articles_per_sec));
-        nlp.push(runs.swap_remove(repeats / 2));
-    }
-
-    let mut end_to_end = Vec::new();
-    for (i, &workers) in options.threads.iter().enumerate() {
-        let name = format!("end to end, {workers} worker(s)");
-        let mut runs = Vec::with_capacity(repeats);
-        for _ in 0..repeats {
-            runs.push(
-                end_to_end_rate(analyzer.clone(), corpus, workers, &|d, t| {
+            }));
+            let name = format!("end to end, {threads} worker(s)");
+            e2e_runs[i].push(
+                end_to_end_rate(analyzer.clone(), corpus, threads, &|d, t| {
                     progress(&name, d, t)
                 })
                 .await?,
             );
         }
+    }
+    let mut nlp = Vec::new();
+    let mut end_to_end = Vec::new();
+    for (i, &workers) in options.threads.iter().enumerate() {
+        let mut runs = std::mem::take(&mut nlp_runs[i]);
+        runs.sort_by(|a, b| a.articles_per_sec.total_cmp(&b.articles_per_sec));
+        let n = runs.swap_remove(repeats / 2);
+        let mut runs = std::mem::take(&mut e2e_runs[i]);
         runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let (rate, rss) = runs.swap_remove(repeats / 2);
+        let (rate, cpu, rss) = runs.swap_remove(repeats / 2);
         end_to_end.push(EndToEndRate {
             workers,
             articles_per_sec: rate,
-            ratio_to_nlp: rate / nlp[i].articles_per_sec,
+            ratio_to_nlp: rate / n.articles_per_sec,
+            cpu_ms_per_article: cpu,
+            cpu_ratio_to_nlp: n.cpu_ms_per_article.zip(cpu).map(|(a, b)| a / b),
             peak_rss_mb: rss,
         });
+        nlp.push(n);
     }
 
     let latency = match end_to_end.last() {
@@ -256,6 +268,7 @@ pub fn nlp_rate(
         std::hint::black_box(analyze(a));
     }
     let next = AtomicUsize::new(0);
+    let cpu_started = cpu_seconds();
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -268,6 +281,9 @@ pub fn nlp_rate(
         }
     });
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds()
+        .zip(cpu_started)
+        .map(|(b, a)| (b - a) * 1000.0 / corpus.len() as f64);
     let words: usize = corpus.iter().map(|a| a.words).sum();
     let articles_per_sec = corpus.len() as f64 / secs;
     let words_per_sec = words as f64 / secs;
@@ -277,6 +293,7 @@ pub fn nlp_rate(
         words_per_sec,
         articles_per_sec_per_core: articles_per_sec / threads as f64,
         words_per_sec_per_core: words_per_sec / threads as f64,
+        cpu_ms_per_article: cpu,
     }
 }
 
@@ -333,7 +350,7 @@ async fn end_to_end_rate(
     corpus: &[BenchArticle],
     workers: usize,
     progress: &(dyn Fn(u64, u64) + Sync),
-) -> Result<(f64, Option<f64>), BenchError> {
+) -> Result<(f64, Option<f64>, Option<f64>), BenchError> {
     // A cluster of its own, so that the records of earlier phases do not count in this phase's memory.
     let kafka = MockKafka::start(1)?;
     let config = phase_config(&kafka, "e2e", workers)?;
@@ -348,18 +365,22 @@ async fn end_to_end_rate(
 
     let n = corpus.len();
     let records: Vec<Publish> = corpus.iter().map(publishable).collect();
+    let cpu_started = cpu_seconds();
     let started = Instant::now();
     let publishing = tokio::spawn(async move { publish_all(&bootstrap, &topic, &records).await });
     let deadline = Duration::from_secs(60) + Duration::from_millis(n as u64 * 500);
     tokio::task::block_in_place(|| read_latencies(&reader, n, deadline, progress))?;
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds()
+        .zip(cpu_started)
+        .map(|(b, a)| (b - a) * 1000.0 / n as f64);
     publishing
         .await
         .map_err(|e| BenchError::Stalled(format!("publishing task failed: {e}")))??;
     let rss = peak_rss_mb();
     service.shutdown();
     service.wait().await?;
-    Ok((n as f64 / secs, rss))
+    Ok((n as f64 / secs, cpu, rss))
 }
 
 /// Publishes one article and waits for its enriched record, so that the group join is over before any clock
@@ -501,6 +522,20 @@ fn publishable(a: &BenchArticle) -> Publish {
         payload: a.json.clone(),
         headers: vec![],
     }
+}
+
+/// CPU time this process has used, user and system, in seconds.
+fn cpu_seconds() -> Option<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage writes a complete rusage into the pointer it is given when it returns 0.
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+            return None;
+        }
+        usage.assume_init()
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(secs(usage.ru_utime) + secs(usage.ru_stime))
 }
 
 /// Resets the kernel's peak-RSS mark of this process (Linux ≥ 4.0; elsewhere a no-op).
