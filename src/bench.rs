@@ -187,8 +187,7 @@ pub async fn run(
     // during the run moves both alike; each figure is the median of its rounds.
     let repeats = options.repeats.max(1);
     let mut nlp_runs: Vec<Vec<NlpRate>> = vec![Vec::new(); options.threads.len()];
-    let mut e2e_runs: Vec<Vec<(f64, Option<f64>, Option<f64>)>> =
-        vec![Vec::new(); options.threads.len()];
+    let mut e2e_runs: Vec<Vec<E2eRun>> = vec![Vec::new(); options.threads.len()];
     for _ in 0..repeats {
         for (i, &threads) in options.threads.iter().enumerate() {
             let name = format!("NLP, {threads} thread(s)");
@@ -213,8 +212,8 @@ pub async fn run(
         runs.sort_by(|a, b| a.articles_per_sec.total_cmp(&b.articles_per_sec));
         let n = runs.swap_remove(repeats / 2);
         let mut runs = std::mem::take(&mut e2e_runs[i]);
-        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let (rate, cpu, rss) = runs.swap_remove(repeats / 2);
+        runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        let E2eRun { rate, cpu, rss } = runs.swap_remove(repeats / 2);
         end_to_end.push(EndToEndRate {
             workers,
             articles_per_sec: rate,
@@ -297,6 +296,14 @@ pub fn nlp_rate(
     }
 }
 
+/// One end-to-end run: articles/s, CPU ms per article, peak RSS in MB.
+#[derive(Debug, Clone)]
+struct E2eRun {
+    rate: f64,
+    cpu: Option<f64>,
+    rss: Option<f64>,
+}
+
 /// Topics and a service configuration for one phase.
 fn phase_config(kafka: &MockKafka, phase: &str, workers: usize) -> Result<Config, BenchError> {
     let mut config = Config::defaults();
@@ -350,7 +357,7 @@ async fn end_to_end_rate(
     corpus: &[BenchArticle],
     workers: usize,
     progress: &(dyn Fn(u64, u64) + Sync),
-) -> Result<(f64, Option<f64>, Option<f64>), BenchError> {
+) -> Result<E2eRun, BenchError> {
     // A cluster of its own, so that the records of earlier phases do not count in this phase's memory.
     let kafka = MockKafka::start(1)?;
     let config = phase_config(&kafka, "e2e", workers)?;
@@ -380,7 +387,11 @@ async fn end_to_end_rate(
     let rss = peak_rss_mb();
     service.shutdown();
     service.wait().await?;
-    Ok((n as f64 / secs, cpu, rss))
+    Ok(E2eRun {
+        rate: n as f64 / secs,
+        cpu,
+        rss,
+    })
 }
 
 /// Publishes one article and waits for its enriched record, so that the group join is over before any clock
