@@ -1175,16 +1175,18 @@ fn bench(options: stancewatch::bench::BenchOptions, json: bool) -> Result<ExitCo
         );
     }
     println!(
-        "\n{:<34} {:>12} {:>14} {:>16}",
-        "end to end (mock cluster)", "articles/s", "ratio to NLP", "peak RSS MB"
+        "\n{:<34} {:>12} {:>14} {:>16} {:>12}",
+        "end to end (mock cluster)", "articles/s", "ratio to NLP", "CPU ratio", "peak RSS MB"
     );
+    let or_na = |x: Option<f64>, digits: usize| x.map_or("n/a".into(), |v| format!("{v:.digits$}"));
     for r in &report.end_to_end {
         println!(
-            "{:<34} {:>12.1} {:>14.2} {:>16}",
+            "{:<34} {:>12.1} {:>14.2} {:>16} {:>12}",
             format!("  {} worker(s)", r.workers),
             r.articles_per_sec,
             r.ratio_to_nlp,
-            r.peak_rss_mb.map_or("n/a".into(), |m| format!("{m:.0}"))
+            or_na(r.cpu_ratio_to_nlp, 2),
+            or_na(r.peak_rss_mb, 0)
         );
     }
     if let Some(l) = &report.latency {

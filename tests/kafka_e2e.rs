@@ -32,6 +32,31 @@ fn block<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
+/// The highest value a gauge takes while a test runs, sampled every 2 ms in the background.
+struct Peak {
+    value: Arc<std::sync::atomic::AtomicI64>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl Peak {
+    fn watch(gauge: prometheus::IntGauge) -> Self {
+        let value = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let v = value.clone();
+        let sampler = tokio::spawn(async move {
+            loop {
+                v.fetch_max(gauge.get(), std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        });
+        Self { value, sampler }
+    }
+
+    fn stop(self) -> i64 {
+        self.sampler.abort();
+        self.value.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 async fn happy_path(cluster: Cluster) {
     let topics = cluster.topics(4).await;
     let group = unique("g");
@@ -424,18 +449,10 @@ async fn backpressure_bounds_in_flight_work() {
     let input = articles(40);
     cluster.publish(&topics, &input).await;
     let m = service.metrics.clone();
-    let peak = Arc::new(std::sync::atomic::AtomicI64::new(0));
-    let (p2, m2) = (peak.clone(), m.clone());
-    let sampler = tokio::spawn(async move {
-        loop {
-            p2.fetch_max(m2.in_flight.get(), std::sync::atomic::Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    });
+    let peak = Peak::watch(m.in_flight.clone());
     let mut reader = OutputReader::new(&bootstrap, &topics);
     block(|| reader.until(LONG, "all 40", |r| r.accounted_ids().len() >= 40));
-    sampler.abort();
-    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    let peak = peak.stop();
     assert!(
         peak <= 5,
         "in-flight peaked at {peak}, above max_in_flight 5"
@@ -475,22 +492,10 @@ async fn backpressure_bounds_in_flight_bytes() {
         .collect();
     let largest = input.iter().map(|p| p.payload.len()).max().unwrap() as i64;
     cluster.publish(&topics, &input).await;
-    let m = service.metrics.clone();
-    let peak = Arc::new(std::sync::atomic::AtomicI64::new(0));
-    let (p2, m2) = (peak.clone(), m.clone());
-    let sampler = tokio::spawn(async move {
-        loop {
-            p2.fetch_max(
-                m2.in_flight_bytes.get(),
-                std::sync::atomic::Ordering::SeqCst,
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    });
+    let peak = Peak::watch(service.metrics.in_flight_bytes.clone());
     let mut reader = OutputReader::new(&bootstrap, &topics);
     block(|| reader.until(LONG, "all 16", |r| r.accounted_ids().len() >= 16));
-    sampler.abort();
-    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    let peak = peak.stop();
     assert!(
         peak < limit as i64 + largest,
         "in-flight bytes peaked at {peak}, above max_in_flight_bytes {limit} plus one article ({largest})"
