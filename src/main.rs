@@ -24,12 +24,6 @@ use stancewatch::stream::records::HEADER_ERROR_CLASS;
 use stancewatch::stream::{RunningService, Service};
 use tracing::{error, info, warn};
 
-/// mimalloc instead of the system allocator: the NLP allocates many small short-lived vectors per sentence,
-/// and under the service they are freed on other threads than the ones that made them, where glibc's malloc
-/// spends a tenth of the CPU consolidating arenas.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The articles the demo publishes, written for this project.
 const EXAMPLE_ARTICLES: &str = include_str!("../examples/articles.jsonl");
 
