@@ -150,8 +150,40 @@ pub fn load_pipeline(knowledge_base_files: &[std::path::PathBuf]) -> Result<Pipe
     Ok(Pipeline::with_knowledge_base_extensions(&extensions)?)
 }
 
+/// The pipeline the configuration asks for: [`load_pipeline`] with its knowledge-base files, and in accurate
+/// mode the transformer loaded over the base weights of `nlp.accurate.base_dir`. A missing base file is an
+/// error naming it and the setup script, so the service stops at start-up rather than run in another mode.
+pub fn load_pipeline_for(nlp: &crate::config::NlpConfig) -> Result<Pipeline, LoadError> {
+    let pipeline = load_pipeline(&nlp.knowledge_base_files)?;
+    match nlp.mode {
+        crate::config::NlpMode::Fast => Ok(pipeline),
+        #[cfg(feature = "accurate")]
+        crate::config::NlpMode::Accurate => {
+            use crate::nlp::accurate::pipeline::{Accurate, AccurateOptions};
+            let a = &nlp.accurate;
+            let accurate = Accurate::load(
+                &a.base_dir,
+                AccurateOptions {
+                    max_batch: a.max_batch,
+                    max_sentences: a.max_sentences,
+                    max_tokens: a.max_tokens,
+                },
+            )?;
+            Ok(pipeline.with_accurate(accurate))
+        }
+        #[cfg(not(feature = "accurate"))]
+        crate::config::NlpMode::Accurate => Err(LoadError::NoAccurateMode),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    #[cfg(feature = "accurate")]
+    #[error("nlp.mode = \"accurate\": {0}")]
+    Accurate(#[from] crate::nlp::accurate::AccurateError),
+    #[cfg(not(feature = "accurate"))]
+    #[error("nlp.mode = \"accurate\", but this build has no accurate mode (build with the `accurate` feature)")]
+    NoAccurateMode,
     #[error("cannot read knowledge base file {}: {source}; fix the path in nlp.knowledge_base_files", path.display())]
     Read {
         path: std::path::PathBuf,

@@ -35,7 +35,7 @@ use super::records::{dlq_record, enriched_records, output_rejected, InputRecord,
 use super::sink::{deliver_all, Backoff, DeliveryError, Origin, OutRecord};
 use crate::article::{Article, Limits, Rejection};
 use crate::config::Config;
-use crate::enriched::{enrich, load_pipeline, Analyze, EnrichedArticle};
+use crate::enriched::{enrich, load_pipeline_for, Analyze, EnrichedArticle};
 use crate::http::{self, Health};
 use crate::metrics::{Metrics, Outcome, Stage};
 
@@ -119,7 +119,7 @@ impl Service {
         } = self;
         let analyzer: Arc<dyn Analyze> = match analyzer {
             Some(a) => a,
-            None => Arc::new(load_pipeline(&config.nlp.knowledge_base_files)?),
+            None => Arc::new(load_pipeline_for(&config.nlp)?),
         };
         let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
         let http_stop = async move {
