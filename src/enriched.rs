@@ -72,7 +72,13 @@ pub struct EntityStanceRecord {
 impl EnrichedArticle {
     /// Combines the input article with what the pipeline found in it.
     pub fn new(article: Article, analysis: Analysis) -> Self {
-        let event_id = article_event_id(&article);
+        Self::with_version(article, analysis, Pipeline::VERSION)
+    }
+
+    /// [`EnrichedArticle::new`] for the analysis of a pipeline of version `version` (accurate mode has its
+    /// own, so that its records get their own `event_id`s).
+    pub fn with_version(article: Article, analysis: Analysis, version: &str) -> Self {
+        let event_id = article_event_id(&article, version);
         let mut warnings = analysis.warnings;
         if article.published_at.is_some() && article.published_at_parsed().is_none() {
             warnings.push("invalid_published_at".to_string());
@@ -92,7 +98,7 @@ impl EnrichedArticle {
             relations: analysis.relations,
             warnings,
             extra: article.extra,
-            pipeline_version: Pipeline::VERSION.to_string(),
+            pipeline_version: version.to_string(),
         }
     }
 
@@ -122,11 +128,20 @@ impl EnrichedArticle {
 /// [`Pipeline`]; tests substitute their own to exercise failure paths such as a panicking model.
 pub trait Analyze: Send + Sync {
     fn analyze(&self, doc: &Document<'_>) -> Analysis;
+
+    /// The `pipeline_version` of the records made from its analyses.
+    fn version(&self) -> &'static str {
+        Pipeline::VERSION
+    }
 }
 
 impl Analyze for Pipeline {
     fn analyze(&self, doc: &Document<'_>) -> Analysis {
         Pipeline::analyze(self, doc)
+    }
+
+    fn version(&self) -> &'static str {
+        Pipeline::version(self)
     }
 }
 
@@ -214,14 +229,18 @@ pub fn enrich(analyzer: &dyn Analyze, article: Article) -> Result<EnrichedArticl
             format!("the NLP pipeline panicked: {what}"),
         )
     })?;
-    Ok(EnrichedArticle::new(article, analysis))
+    Ok(EnrichedArticle::with_version(
+        article,
+        analysis,
+        analyzer.version(),
+    ))
 }
 
 /// Same article content and same pipeline → same id, whatever partition or offset it arrived at.
-fn article_event_id(a: &Article) -> String {
+fn article_event_id(a: &Article, version: &str) -> String {
     let none = b"\x00".as_slice();
     short_hash(&[
-        Pipeline::VERSION.as_bytes(),
+        version.as_bytes(),
         a.id.as_bytes(),
         a.title.as_deref().map_or(none, str::as_bytes),
         a.body.as_bytes(),

@@ -274,6 +274,18 @@ impl Pipeline {
 
     /// Version of the analysis, recorded in every output so replays by a newer model can be told apart.
     pub const VERSION: &'static str = concat!("ner2p-stance-lr-", env!("CARGO_PKG_VERSION"));
+    /// The version of the pipeline in accurate mode (transformer mention stance).
+    pub const ACCURATE_VERSION: &'static str =
+        concat!("ner2p-stance-minilm-", env!("CARGO_PKG_VERSION"));
+
+    /// This pipeline's version: [`Pipeline::VERSION`], or [`Pipeline::ACCURATE_VERSION`] in accurate mode.
+    pub fn version(&self) -> &'static str {
+        #[cfg(feature = "accurate")]
+        if self.accurate.is_some() {
+            return Self::ACCURATE_VERSION;
+        }
+        Self::VERSION
+    }
 
     pub fn analyze(&self, doc: &Document<'_>) -> Analysis {
         self.analyze_detailed(doc).0

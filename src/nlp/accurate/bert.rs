@@ -83,6 +83,7 @@ pub struct Layer {
     output: Linear,
     output_norm: LayerNorm,
     heads: usize,
+    eps: f32,
 }
 
 impl Layer {
@@ -99,6 +100,7 @@ impl Layer {
             output: linear(c.intermediate_size, h, vb.pp("output").pp("dense"))?,
             output_norm: layer_norm(h, c.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
             heads: c.num_attention_heads,
+            eps: c.layer_norm_eps as f32,
         })
     }
 
@@ -109,6 +111,21 @@ impl Layer {
         mask: &Tensor,
         mut dropout: Option<&mut Dropout>,
     ) -> Result<Tensor> {
+        // candle's fused layer norm and last-dimension softmax have no backward pass: gradients would stop
+        // at them and only the head would learn. Training (dropout given) uses the composed versions.
+        let train = dropout.is_some();
+        let norm = |ln: &LayerNorm, x: &Tensor| -> Result<Tensor> {
+            if train {
+                candle_nn::ops::layer_norm_slow(
+                    x,
+                    ln.weight(),
+                    ln.bias().expect("BERT norms have a bias"),
+                    self.eps,
+                )
+            } else {
+                ln.forward(x)
+            }
+        };
         let (b, s, h) = xs.dims3()?;
         let d = h / self.heads;
         let split = |t: Tensor| -> Result<Tensor> {
@@ -120,7 +137,11 @@ impl Layer {
         let k = split(self.key.forward(xs)?)?;
         let v = split(self.value.forward(xs)?)?;
         let scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = if train {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
         let ctx = probs
             .matmul(&v)?
             .transpose(1, 2)?
@@ -130,13 +151,13 @@ impl Layer {
         if let Some(dr) = dropout.as_deref_mut() {
             att = dr.apply(&att)?;
         }
-        let att = self.attention_norm.forward(&(att + xs)?)?;
+        let att = norm(&self.attention_norm, &(att + xs)?)?;
         let mid = self.intermediate.forward(&att)?.gelu_erf()?;
         let mut out = self.output.forward(&mid)?;
         if let Some(dr) = dropout {
             out = dr.apply(&out)?;
         }
-        self.output_norm.forward(&(out + att)?)
+        norm(&self.output_norm, &(out + att)?)
     }
 }
 

@@ -72,7 +72,7 @@ fn reading(entity: usize, field: Field, sentence: usize, pronoun: bool) -> Menti
         field,
         sentence,
         sentence_tokens: 0..1,
-        spans: vec![0..1],
+        spans: std::iter::once(0..1).collect(),
         probs: [0.2, 0.6, 0.2],
         speaker: false,
         attributed: false,

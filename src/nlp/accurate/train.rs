@@ -144,6 +144,9 @@ struct Cached {
     hidden: Vec<Tensor>,
 }
 
+// The cache step needs the frozen encoder, the corpus and the progress plumbing; a struct for them would be
+// used once.
+#[allow(clippy::too_many_arguments)]
 fn cache(
     bert: &Bert,
     tokens: &Tokens,
@@ -325,23 +328,22 @@ pub fn train(
             .collect::<candle_core::Result<Vec<_>>>()?,
         head: load_head(vb, config.hidden_size)?,
     };
-    let (head_vars, layer_vars): (Vec<(String, Var)>, Vec<(String, Var)>) = vars
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .partition(|(k, _)| k.starts_with(HEAD));
+    let mut head_vars: Vec<Var> = Vec::new();
+    let mut layer_vars: Vec<Var> = Vec::new();
+    for (k, v) in &vars {
+        if k.starts_with(HEAD) {
+            head_vars.push(v.clone());
+        } else {
+            layer_vars.push(v.clone());
+        }
+    }
     let params = |lr: f64| ParamsAdamW {
         lr,
         weight_decay: cfg.weight_decay,
         ..Default::default()
     };
-    let mut opt_layers = AdamW::new(
-        layer_vars.into_iter().map(|(_, v)| v).collect(),
-        params(cfg.lr),
-    )?;
-    let mut opt_head = AdamW::new(
-        head_vars.into_iter().map(|(_, v)| v).collect(),
-        params(cfg.head_lr),
-    )?;
+    let mut opt_layers = AdamW::new(layer_vars, params(cfg.lr))?;
+    let mut opt_head = AdamW::new(head_vars, params(cfg.head_lr))?;
 
     // Class weights.
     let mut counts = [0usize; 3];
@@ -501,11 +503,11 @@ fn dev_probs(top: &Top, c: &Cached, device: &Device) -> Result<Vec<Vec<f32>>, Ac
 /// (gold, predicted) of a cached corpus from per-sentence flattened logits, with `offsets` added.
 fn pairs(c: &Cached, logits: &[Vec<f32>], offsets: [f32; 3]) -> Vec<(StanceLabel, StanceLabel)> {
     let mut out = Vec::new();
-    for i in 0..c.encoded.len() {
+    for ((e, classes), row) in c.encoded.iter().zip(&c.classes).zip(logits) {
         let mut k = 0;
-        for (p, &gold) in c.encoded[i].targets.iter().zip(&c.classes[i]) {
+        for (p, &gold) in e.targets.iter().zip(classes) {
             let pred = if p.is_some() {
-                let l = &logits[i][3 * k..3 * k + 3];
+                let l = &row[3 * k..3 * k + 3];
                 k += 1;
                 let z = [l[0] + offsets[0], l[1] + offsets[1], l[2] + offsets[2]];
                 label_of(argmax(&z))
