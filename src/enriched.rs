@@ -193,9 +193,10 @@ pub fn load_pipeline_for(nlp: &crate::config::NlpConfig) -> Result<Pipeline, Loa
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    // Not marked as the source: the message already includes it, and error chains would print it twice.
     #[cfg(feature = "accurate")]
     #[error("nlp.mode = \"accurate\": {0}")]
-    Accurate(#[from] crate::nlp::accurate::AccurateError),
+    Accurate(crate::nlp::accurate::AccurateError),
     #[cfg(not(feature = "accurate"))]
     #[error("nlp.mode = \"accurate\", but this build has no accurate mode (build with the `accurate` feature)")]
     NoAccurateMode,
@@ -206,6 +207,13 @@ pub enum LoadError {
     },
     #[error(transparent)]
     Extension(#[from] crate::nlp::ExtensionError),
+}
+
+#[cfg(feature = "accurate")]
+impl From<crate::nlp::accurate::AccurateError> for LoadError {
+    fn from(e: crate::nlp::accurate::AccurateError) -> Self {
+        LoadError::Accurate(e)
+    }
 }
 
 /// Runs the analysis of one article, turning a panic inside it into a [`RejectReason::NlpPanic`] rejection so
