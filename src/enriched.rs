@@ -72,7 +72,13 @@ pub struct EntityStanceRecord {
 impl EnrichedArticle {
     /// Combines the input article with what the pipeline found in it.
     pub fn new(article: Article, analysis: Analysis) -> Self {
-        let event_id = article_event_id(&article);
+        Self::with_version(article, analysis, Pipeline::VERSION)
+    }
+
+    /// [`EnrichedArticle::new`] for the analysis of a pipeline of version `version` (accurate mode has its
+    /// own, so that its records get their own `event_id`s).
+    pub fn with_version(article: Article, analysis: Analysis, version: &str) -> Self {
+        let event_id = article_event_id(&article, version);
         let mut warnings = analysis.warnings;
         if article.published_at.is_some() && article.published_at_parsed().is_none() {
             warnings.push("invalid_published_at".to_string());
@@ -92,7 +98,7 @@ impl EnrichedArticle {
             relations: analysis.relations,
             warnings,
             extra: article.extra,
-            pipeline_version: Pipeline::VERSION.to_string(),
+            pipeline_version: version.to_string(),
         }
     }
 
@@ -122,11 +128,20 @@ impl EnrichedArticle {
 /// [`Pipeline`]; tests substitute their own to exercise failure paths such as a panicking model.
 pub trait Analyze: Send + Sync {
     fn analyze(&self, doc: &Document<'_>) -> Analysis;
+
+    /// The `pipeline_version` of the records made from its analyses.
+    fn version(&self) -> &'static str {
+        Pipeline::VERSION
+    }
 }
 
 impl Analyze for Pipeline {
     fn analyze(&self, doc: &Document<'_>) -> Analysis {
         Pipeline::analyze(self, doc)
+    }
+
+    fn version(&self) -> &'static str {
+        Pipeline::version(self)
     }
 }
 
@@ -150,8 +165,41 @@ pub fn load_pipeline(knowledge_base_files: &[std::path::PathBuf]) -> Result<Pipe
     Ok(Pipeline::with_knowledge_base_extensions(&extensions)?)
 }
 
+/// The pipeline the configuration asks for: [`load_pipeline`] with its knowledge-base files, and in accurate
+/// mode the transformer loaded over the base weights of `nlp.accurate.base_dir`. A missing base file is an
+/// error naming it and the setup script, so the service stops at start-up rather than run in another mode.
+pub fn load_pipeline_for(nlp: &crate::config::NlpConfig) -> Result<Pipeline, LoadError> {
+    let pipeline = load_pipeline(&nlp.knowledge_base_files)?;
+    match nlp.mode {
+        crate::config::NlpMode::Fast => Ok(pipeline),
+        #[cfg(feature = "accurate")]
+        crate::config::NlpMode::Accurate => {
+            use crate::nlp::accurate::pipeline::{Accurate, AccurateOptions};
+            let a = &nlp.accurate;
+            let accurate = Accurate::load(
+                &a.base_dir,
+                AccurateOptions {
+                    max_batch: a.max_batch,
+                    max_sentences: a.max_sentences,
+                    max_tokens: a.max_tokens,
+                },
+            )?;
+            Ok(pipeline.with_accurate(accurate))
+        }
+        #[cfg(not(feature = "accurate"))]
+        crate::config::NlpMode::Accurate => Err(LoadError::NoAccurateMode),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    // Not marked as the source: the message already includes it, and error chains would print it twice.
+    #[cfg(feature = "accurate")]
+    #[error("nlp.mode = \"accurate\": {0}")]
+    Accurate(crate::nlp::accurate::AccurateError),
+    #[cfg(not(feature = "accurate"))]
+    #[error("nlp.mode = \"accurate\", but this build has no accurate mode (build with the `accurate` feature)")]
+    NoAccurateMode,
     #[error("cannot read knowledge base file {}: {source}; fix the path in nlp.knowledge_base_files", path.display())]
     Read {
         path: std::path::PathBuf,
@@ -159,6 +207,13 @@ pub enum LoadError {
     },
     #[error(transparent)]
     Extension(#[from] crate::nlp::ExtensionError),
+}
+
+#[cfg(feature = "accurate")]
+impl From<crate::nlp::accurate::AccurateError> for LoadError {
+    fn from(e: crate::nlp::accurate::AccurateError) -> Self {
+        LoadError::Accurate(e)
+    }
 }
 
 /// Runs the analysis of one article, turning a panic inside it into a [`RejectReason::NlpPanic`] rejection so
@@ -182,14 +237,18 @@ pub fn enrich(analyzer: &dyn Analyze, article: Article) -> Result<EnrichedArticl
             format!("the NLP pipeline panicked: {what}"),
         )
     })?;
-    Ok(EnrichedArticle::new(article, analysis))
+    Ok(EnrichedArticle::with_version(
+        article,
+        analysis,
+        analyzer.version(),
+    ))
 }
 
 /// Same article content and same pipeline → same id, whatever partition or offset it arrived at.
-fn article_event_id(a: &Article) -> String {
+fn article_event_id(a: &Article, version: &str) -> String {
     let none = b"\x00".as_slice();
     short_hash(&[
-        Pipeline::VERSION.as_bytes(),
+        version.as_bytes(),
         a.id.as_bytes(),
         a.title.as_deref().map_or(none, str::as_bytes),
         a.body.as_bytes(),

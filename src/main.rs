@@ -88,6 +88,16 @@ enum Command {
         /// Print the figures as one JSON object on the last line as well.
         #[arg(long)]
         json: bool,
+        /// Which stance mode to measure; `both` skips accurate mode, saying why, when its base weights are
+        /// missing.
+        #[arg(long, value_enum, default_value = "both")]
+        mode: BenchMode,
+        /// Accurate mode: articles in its (smaller) corpus.
+        #[arg(long, default_value_t = 120)]
+        accurate_articles: usize,
+        /// Accurate mode: the base weights.
+        #[arg(long, default_value = "models/base/all-minilm-l6-v2")]
+        base_dir: PathBuf,
     },
     /// Start an in-process mock Kafka cluster, publish the example articles, run the service against it and
     /// print the events it emits.
@@ -131,8 +141,31 @@ enum TrainWhat {
         /// Dev file(s) for the class offsets and the reported figures; repeat for several.
         #[arg(long, required = true)]
         dev: Vec<PathBuf>,
-        #[arg(long, default_value = "models/stance.bin")]
-        out: PathBuf,
+        /// Where to write the model (default models/stance.bin, or models/stance-accurate.safetensors with
+        /// --accurate).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Fine-tune the accurate-mode transformer (MiniLM) instead of the fast linear model.
+        #[arg(long)]
+        accurate: bool,
+        /// Accurate: the base weights (scripts/fetch-minilm.sh puts them there).
+        #[arg(long, default_value = "models/base/all-minilm-l6-v2")]
+        base_dir: PathBuf,
+        /// Accurate: top encoder layers fine-tuned (the rest frozen and cached).
+        #[arg(long)]
+        tuned_layers: Option<usize>,
+        /// Accurate: sentences per step.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Accurate: peak learning rate of the head.
+        #[arg(long)]
+        head_learning_rate: Option<f64>,
+        /// Accurate: seed of the head's initialisation, the batch order and dropout.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Accurate: mark the target (token type 1) and read each target in its own pass.
+        #[arg(long)]
+        mark_target: bool,
         #[arg(long)]
         epochs: Option<usize>,
         #[arg(long)]
@@ -173,9 +206,11 @@ enum EvalWhat {
         /// Print the figures as one JSON object on the last line.
         #[arg(long)]
         json: bool,
-        /// A model file instead of the embedded one.
+        /// A model file instead of the embedded one (with --mode accurate: an adapter).
         #[arg(long)]
         model: Option<PathBuf>,
+        #[command(flatten)]
+        mode: ModeArgs,
     },
     /// Article stance on PerSenT CSV, through the whole pipeline: macro-F1, accuracy, coverage.
     Persent {
@@ -188,7 +223,40 @@ enum EvalWhat {
         /// Search the aggregation parameters on this file and print the best (with 5-fold figures).
         #[arg(long)]
         tune: bool,
+        #[command(flatten)]
+        mode: ModeArgs,
     },
+}
+
+/// Which stance modes `bench` measures.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchMode {
+    Fast,
+    Accurate,
+    Both,
+}
+
+/// Which stance models an evaluation runs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Fast,
+    Accurate,
+}
+
+#[derive(clap::Args)]
+struct ModeArgs {
+    /// `fast` (linear models) or `accurate` (the fine-tuned transformer; needs scripts/fetch-minilm.sh).
+    #[arg(long, value_enum, default_value = "fast")]
+    mode: Mode,
+    /// Accurate: the base weights.
+    #[arg(long, default_value = "models/base/all-minilm-l6-v2")]
+    base_dir: PathBuf,
+    /// Accurate: sentences the transformer reads per article (0: all with an entity).
+    #[arg(long)]
+    max_sentences: Option<usize>,
+    /// Articles analysed at once (eval persent; default 1 in fast mode, 8 in accurate mode).
+    #[arg(long)]
+    workers: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -214,6 +282,9 @@ fn main() -> ExitCode {
             latency_seconds,
             repeats,
             json,
+            mode,
+            accurate_articles,
+            base_dir,
         } => {
             init_logging(cli.log_format.unwrap_or(LogFormat::Human), "warn");
             let options = stancewatch::bench::BenchOptions {
@@ -222,7 +293,7 @@ fn main() -> ExitCode {
                 latency_seconds,
                 repeats,
             };
-            bench(options, json)
+            bench(options, json, mode, accurate_articles, &base_dir)
         }
         Command::Demo { serve, listen } => {
             init_logging(
@@ -269,7 +340,7 @@ fn run(config_file: Option<&Path>, log_format: Option<LogFormat>) -> Result<Exit
     init_logging(log_format.unwrap_or(config.log.format), &config.log.level);
     info!(
         version = env!("CARGO_PKG_VERSION"),
-        pipeline = Pipeline::VERSION,
+        mode = ?config.nlp.mode,
         "starting stancewatch"
     );
     runtime()?.block_on(async {
@@ -835,10 +906,46 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
         class_weight_power,
         no_average,
         cross_validate,
+        accurate,
+        base_dir,
+        tuned_layers,
+        batch,
+        head_learning_rate,
+        seed,
+        mark_target,
     } = what
     else {
         unreachable!("train() routes only the stance command here")
     };
+    if accurate {
+        #[cfg(feature = "accurate")]
+        {
+            let mut cfg = stancewatch::nlp::accurate::train::TrainConfig::default();
+            cfg.epochs = epochs.unwrap_or(cfg.epochs);
+            cfg.lr = learning_rate.map_or(cfg.lr, f64::from);
+            cfg.head_lr = head_learning_rate.unwrap_or(cfg.head_lr);
+            cfg.class_weight_power = class_weight_power.unwrap_or(cfg.class_weight_power);
+            cfg.tuned_layers = tuned_layers.unwrap_or(cfg.tuned_layers);
+            cfg.batch = batch.unwrap_or(cfg.batch);
+            cfg.seed = seed.unwrap_or(cfg.seed);
+            cfg.mark_target = mark_target;
+            let out = out.unwrap_or_else(|| stancewatch::nlp::accurate::ADAPTER_PATH.into());
+            return train_accurate(&train, &dev, &out, &base_dir, &cfg);
+        }
+        #[cfg(not(feature = "accurate"))]
+        {
+            let _ = (
+                base_dir,
+                tuned_layers,
+                batch,
+                head_learning_rate,
+                seed,
+                mark_target,
+            );
+            bail!("this build has no accurate mode (rebuild with the `accurate` feature)");
+        }
+    }
+    let out = out.unwrap_or_else(|| "models/stance.bin".into());
     let mut cfg = stance::train::TrainConfig::default();
     cfg.epochs = epochs.unwrap_or(cfg.epochs);
     cfg.bits = bits.unwrap_or(cfg.bits);
@@ -903,6 +1010,118 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Fine-tunes the accurate-mode transformer and writes its adapter.
+#[cfg(feature = "accurate")]
+fn train_accurate(
+    train: &Path,
+    devs: &[PathBuf],
+    out: &Path,
+    base_dir: &Path,
+    cfg: &stancewatch::nlp::accurate::train::TrainConfig,
+) -> Result<ExitCode> {
+    use stancewatch::nlp::accurate::train::{self, Progress};
+    let started = Instant::now();
+    let sentences = stance::data::parse_newsmtsc(&read_file(train)?)
+        .with_context(|| format!("parsing {}", train.display()))?;
+    let mut dev_sets = Vec::new();
+    for d in devs {
+        dev_sets.push(
+            stance::data::parse_newsmtsc(&read_file(d)?)
+                .with_context(|| format!("parsing {}", d.display()))?,
+        );
+    }
+    eprintln!(
+        "fine-tuning on {} sentences of {}; {}",
+        sentences.len(),
+        train.display(),
+        serde_json::to_string(cfg)?
+    );
+    let terminal = std::io::stderr().is_terminal();
+    let bar = if terminal {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut progress = |p: Progress| match p {
+        Progress::Caching { done, total } => {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            bar.set_message("caching the frozen layers");
+            if !terminal && (done == total || done % 1024 < 64) {
+                eprintln!(
+                    "[{:>5.0} s] cached {done}/{total} sentences",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        Progress::Step {
+            epoch,
+            step,
+            steps,
+            loss,
+        } => {
+            bar.set_length(steps as u64);
+            bar.set_position(step as u64);
+            bar.set_message(format!("epoch {epoch} loss {loss:.4}"));
+            if !terminal && step % 25 == 0 {
+                eprintln!(
+                    "[{:>5.0} s] epoch {epoch} step {step}/{steps} loss {loss:.4}",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        Progress::Epoch { epoch, dev_f1m } => {
+            bar.suspend(|| {
+                eprintln!(
+                    "[{:>5.0} s] epoch {epoch}: dev F1m {}",
+                    started.elapsed().as_secs_f64(),
+                    devs.iter()
+                        .zip(&dev_f1m)
+                        .map(|(d, f)| format!("{} {f:.4}", d.display()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
+        }
+    };
+    let figures = train::train(base_dir, &sentences, &dev_sets, cfg, out, &mut progress)?;
+    bar.finish_and_clear();
+    for (d, s) in devs.iter().zip(&figures) {
+        println!(
+            "{}: F1m {:.4} accuracy {:.4} (n = {})",
+            d.display(),
+            s.f1m,
+            s.accuracy,
+            s.n
+        );
+    }
+    let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "wrote {} ({size} bytes) in {:.0} s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The accurate-mode model for an evaluation: the base weights with the embedded adapter or `adapter`.
+#[cfg(feature = "accurate")]
+fn load_accurate(
+    base_dir: &Path,
+    adapter: Option<&Path>,
+) -> Result<stancewatch::nlp::accurate::AccurateModel> {
+    use stancewatch::nlp::accurate;
+    let bytes = match adapter {
+        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        None => accurate::EMBEDDED_ADAPTER.to_vec(),
+    };
+    Ok(accurate::AccurateModel::load(
+        base_dir,
+        &bytes,
+        accurate::model::DEFAULT_MAX_TOKENS,
+    )?)
+}
+
 fn eval(what: EvalWhat) -> Result<ExitCode> {
     match what {
         EvalWhat::Ner { conll, model, json } => eval_ner(&conll, model.as_deref(), json),
@@ -910,6 +1129,44 @@ fn eval(what: EvalWhat) -> Result<ExitCode> {
             newsmtsc,
             json,
             model,
+            mode,
+        } if mode.mode == Mode::Accurate => {
+            #[cfg(feature = "accurate")]
+            {
+                let accurate = load_accurate(&mode.base_dir, model.as_deref())?;
+                let sentences = stance::data::parse_newsmtsc(&read_file(&newsmtsc)?)
+                    .with_context(|| format!("parsing {}", newsmtsc.display()))?;
+                let started = Instant::now();
+                let pairs =
+                    stancewatch::nlp::accurate::train::predict_mtsc(&accurate, &sentences, 64)?;
+                let elapsed = started.elapsed().as_secs_f64();
+                let scores = stance::train::scores(&pairs);
+                let per_second = sentences.len() as f64 / elapsed.max(1e-9);
+                print_scores(&format!("{} (accurate)", newsmtsc.display()), &scores);
+                println!(
+                    "{} sentences in {elapsed:.3} s: {per_second:.0} sentences/s",
+                    sentences.len()
+                );
+                if json {
+                    let mut v = serde_json::to_value(&scores)?;
+                    v["mode"] = "accurate".into();
+                    v["sentences"] = sentences.len().into();
+                    v["sentences_per_second"] = ((per_second * 10.0).round() / 10.0).into();
+                    println!("{}", serde_json::to_string(&v)?);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            #[cfg(not(feature = "accurate"))]
+            {
+                let _ = (newsmtsc, json, model);
+                bail!("this build has no accurate mode (rebuild with the `accurate` feature)")
+            }
+        }
+        EvalWhat::Stance {
+            newsmtsc,
+            json,
+            model,
+            mode: _,
         } => {
             let model = load_model(model.as_deref())?;
             let lexicon = Lexicon::embedded();
@@ -939,20 +1196,45 @@ fn eval(what: EvalWhat) -> Result<ExitCode> {
             json,
             model,
             tune,
+            mode,
         } => {
-            let pipeline = Pipeline::with_stance_model(load_model(model.as_deref())?);
+            let pipeline = match mode.mode {
+                Mode::Fast => Pipeline::with_stance_model(load_model(model.as_deref())?),
+                #[cfg(feature = "accurate")]
+                Mode::Accurate => {
+                    use stancewatch::nlp::accurate::pipeline::{Accurate, AccurateOptions};
+                    let mut options = AccurateOptions::default();
+                    options.max_sentences = mode.max_sentences.unwrap_or(options.max_sentences);
+                    let accurate = match model.as_deref() {
+                        Some(p) => Accurate::load_with_adapter(
+                            &mode.base_dir,
+                            &std::fs::read(p)
+                                .with_context(|| format!("reading {}", p.display()))?,
+                            options,
+                        )?,
+                        None => Accurate::load(&mode.base_dir, options)?,
+                    };
+                    Pipeline::new().with_accurate(accurate)
+                }
+                #[cfg(not(feature = "accurate"))]
+                Mode::Accurate => {
+                    bail!("this build has no accurate mode (rebuild with the `accurate` feature)")
+                }
+            };
             let articles = stance::data::parse_persent(&read_file(&csv)?)
                 .with_context(|| format!("parsing {}", csv.display()))?;
             let started = Instant::now();
+            // Articles are analysed by `workers` threads at once, as the service does; in accurate mode that
+            // is what lets the transformer batch across articles.
+            let workers = mode.workers.unwrap_or(match mode.mode {
+                Mode::Fast => 1,
+                Mode::Accurate => 8,
+            });
+            let analysed = analyse_all(&pipeline, &articles, workers.max(1));
             let mut pairs = Vec::new();
             let mut found = 0usize;
             let mut details = Vec::new();
-            for a in &articles {
-                let (analysis, mentions) = pipeline.analyze_detailed(&Document {
-                    title: Some(a.title.as_str()).filter(|t| !t.trim().is_empty()),
-                    body: &a.document,
-                    declared_language: Some("en"),
-                });
+            for (a, (analysis, mentions)) in articles.iter().zip(analysed) {
                 let target = stance::data::find_target(&analysis.entities, &a.target);
                 found += usize::from(target.is_some());
                 if tune && target.is_none() {
@@ -984,11 +1266,47 @@ fn eval(what: EvalWhat) -> Result<ExitCode> {
                 let mut v = serde_json::to_value(&scores)?;
                 v["coverage"] = ((coverage * 10_000.0).round() / 10_000.0).into();
                 v["articles"] = articles.len().into();
+                v["articles_per_second"] =
+                    ((articles.len() as f64 / elapsed.max(1e-9) * 10.0).round() / 10.0).into();
+                v["mode"] = match mode.mode {
+                    Mode::Fast => "fast",
+                    Mode::Accurate => "accurate",
+                }
+                .into();
                 println!("{}", serde_json::to_string(&v)?);
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The detailed analyses of PerSenT articles, in order, from `workers` threads pulling the next article.
+fn analyse_all(
+    pipeline: &Pipeline,
+    articles: &[stance::data::PersentArticle],
+    workers: usize,
+) -> Vec<(stancewatch::nlp::Analysis, Vec<stance::MentionStance>)> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<_>> = (0..articles.len()).map(|_| None).collect();
+    let done = std::sync::Mutex::new(&mut results);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(a) = articles.get(i) else { break };
+                let r = pipeline.analyze_detailed(&Document {
+                    title: Some(a.title.as_str()).filter(|t| !t.trim().is_empty()),
+                    body: &a.document,
+                    declared_language: Some("en"),
+                });
+                done.lock().expect("no worker panicked")[i] = Some(r);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every article analysed"))
+        .collect()
 }
 
 /// A label different from `gold`, for scoring an article whose target was not found as wrong.
@@ -1131,22 +1449,78 @@ fn tune_aggregation(details: &[(StanceLabel, Vec<stance::MentionStance>)]) {
     }
 }
 
-fn bench(options: stancewatch::bench::BenchOptions, json: bool) -> Result<ExitCode> {
+/// `stancewatch bench`: fast mode over the full corpus with the thread counts asked for, and accurate mode
+/// over a smaller corpus with the service's accurate-mode default of four workers per core (its workers mostly
+/// wait for the shared transformer batches, and the batches only fill when several articles wait at once).
+fn bench(
+    options: stancewatch::bench::BenchOptions,
+    json: bool,
+    mode: BenchMode,
+    accurate_articles: usize,
+    base_dir: &Path,
+) -> Result<ExitCode> {
     use stancewatch::bench;
     if options.articles < 2 || options.threads.is_empty() || options.threads.contains(&0) {
         bail!("bench needs --articles 2 or more and --threads of 1 or more, e.g. --articles 600 --threads 1,2");
     }
-    let corpus = bench::corpus(EXAMPLE_ARTICLES, options.articles);
-    let pipeline: Arc<dyn stancewatch::enriched::Analyze> = Arc::new(Pipeline::new());
+    let mut reports = serde_json::Map::new();
+    if mode != BenchMode::Accurate {
+        let pipeline: Arc<dyn stancewatch::enriched::Analyze> = Arc::new(Pipeline::new());
+        let report = bench_mode(pipeline, &options)?;
+        print_bench("fast mode", &report);
+        reports.insert("fast".into(), serde_json::to_value(&report)?);
+    }
+    if mode != BenchMode::Fast {
+        match accurate_pipeline(base_dir) {
+            Ok(pipeline) => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let accurate = bench::BenchOptions {
+                    articles: accurate_articles.max(2),
+                    threads: vec![4 * cores],
+                    ..options
+                };
+                let report = bench_mode(Arc::new(pipeline), &accurate)?;
+                print_bench("accurate mode", &report);
+                reports.insert("accurate".into(), serde_json::to_value(&report)?);
+            }
+            Err(e) if mode == BenchMode::Both => {
+                println!("\naccurate mode: skipped ({e:#})");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if json {
+        println!("{}", serde_json::Value::Object(reports));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The accurate-mode pipeline as the service would load it with `nlp.mode = "accurate"` and `base_dir`.
+fn accurate_pipeline(base_dir: &Path) -> Result<Pipeline> {
+    let mut nlp = Config::defaults().nlp;
+    nlp.mode = stancewatch::config::NlpMode::Accurate;
+    nlp.accurate.base_dir = base_dir.to_path_buf();
+    Ok(stancewatch::enriched::load_pipeline_for(&nlp)?)
+}
+
+fn bench_mode(
+    pipeline: Arc<dyn stancewatch::enriched::Analyze>,
+    options: &stancewatch::bench::BenchOptions,
+) -> Result<stancewatch::bench::BenchReport> {
+    let corpus = stancewatch::bench::corpus(EXAMPLE_ARTICLES, options.articles);
     let bars = PhaseBars::new(std::io::stderr().is_terminal());
-    let report = runtime()?.block_on(bench::run(
+    let report = runtime()?.block_on(stancewatch::bench::run(
         pipeline,
         &corpus,
-        &options,
+        options,
         &|phase, done, total| bars.update(phase, done, total),
     ))?;
     bars.finish();
+    Ok(report)
+}
 
+fn print_bench(title: &str, report: &stancewatch::bench::BenchReport) {
+    println!("\n== {title} ==");
     println!(
         "corpus: {} articles, {:.0} words on average (30% briefs, 50% articles, 20% long reads)",
         report.corpus_articles, report.corpus_mean_words
@@ -1197,10 +1571,6 @@ fn bench(options: stancewatch::bench::BenchOptions, json: bool) -> Result<ExitCo
             l.peak_rss_mb.map_or("n/a".into(), |m| format!("{m:.0} MB"))
         );
     }
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// One progress bar per benchmark phase on a terminal; nothing when piped.

@@ -676,7 +676,18 @@ fn default_toml_keys() -> BTreeMap<String, toml::Value> {
     let mut out = BTreeMap::new();
     for (section, v) in &table {
         for (key, value) in v.as_table().unwrap() {
-            out.insert(format!("{section}.{key}"), value.clone());
+            match value.as_table() {
+                // A settings sub-table (nlp.accurate) is keys like any other; librdkafka's property tables
+                // (kafka.consumer, kafka.producer) are passed through whole, so they stay one key.
+                Some(sub) if section != "kafka" => {
+                    for (k, v) in sub {
+                        out.insert(format!("{section}.{key}.{k}"), v.clone());
+                    }
+                }
+                _ => {
+                    out.insert(format!("{section}.{key}"), value.clone());
+                }
+            }
         }
     }
     out

@@ -12,6 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "accurate")]
+pub mod accurate;
 pub mod entities;
 pub mod kb;
 pub mod lang;
@@ -207,6 +209,9 @@ pub struct Pipeline {
     recogniser: entities::Recogniser,
     lexicon: lexicon::Lexicon,
     stance_model: stance::Model,
+    /// Accurate mode: the transformer re-reads the entity-bearing sentences (see [`accurate`]).
+    #[cfg(feature = "accurate")]
+    accurate: Option<accurate::pipeline::Accurate>,
 }
 
 impl Pipeline {
@@ -222,7 +227,22 @@ impl Pipeline {
             kb,
             lexicon: lexicon::Lexicon::embedded(),
             stance_model: stance::embedded_model(),
+            #[cfg(feature = "accurate")]
+            accurate: None,
         }
+    }
+
+    /// This pipeline in accurate mode: mention stance from the transformer behind `accurate`.
+    #[cfg(feature = "accurate")]
+    pub fn with_accurate(mut self, accurate: accurate::pipeline::Accurate) -> Self {
+        self.accurate = Some(accurate);
+        self
+    }
+
+    /// The accurate-mode stance reader, when the pipeline runs in accurate mode.
+    #[cfg(feature = "accurate")]
+    pub fn accurate(&self) -> Option<&accurate::pipeline::Accurate> {
+        self.accurate.as_ref()
     }
 
     /// A pipeline with another mention-stance model, e.g. one just trained and not yet embedded.
@@ -254,6 +274,18 @@ impl Pipeline {
 
     /// Version of the analysis, recorded in every output so replays by a newer model can be told apart.
     pub const VERSION: &'static str = concat!("ner2p-stance-lr-", env!("CARGO_PKG_VERSION"));
+    /// The version of the pipeline in accurate mode (transformer mention stance).
+    pub const ACCURATE_VERSION: &'static str =
+        concat!("ner2p-stance-minilm-", env!("CARGO_PKG_VERSION"));
+
+    /// This pipeline's version: [`Pipeline::VERSION`], or [`Pipeline::ACCURATE_VERSION`] in accurate mode.
+    pub fn version(&self) -> &'static str {
+        #[cfg(feature = "accurate")]
+        if self.accurate.is_some() {
+            return Self::ACCURATE_VERSION;
+        }
+        Self::VERSION
+    }
 
     pub fn analyze(&self, doc: &Document<'_>) -> Analysis {
         self.analyze_detailed(doc).0
@@ -270,13 +302,7 @@ impl Pipeline {
         let body = text::TextView::new(doc.body);
         let title = doc.title.map(text::TextView::new);
         let mut found = entities::find(&self.kb, &self.recogniser, &body, title.as_ref());
-        let mentions = stance::score(
-            &self.lexicon,
-            &self.stance_model,
-            &body,
-            title.as_ref(),
-            &mut found,
-        );
+        let mentions = self.stance(&body, title.as_ref(), &mut found, &mut warnings);
         let relations = relations::find(&self.lexicon, &body, &found, &mentions);
         let analysis = Analysis {
             language,
@@ -285,6 +311,30 @@ impl Pipeline {
             warnings,
         };
         (analysis, mentions)
+    }
+}
+
+impl Pipeline {
+    /// Mention stances and entity verdicts, from the transformer in accurate mode, else the fast model.
+    fn stance(
+        &self,
+        body: &text::TextView<'_>,
+        title: Option<&text::TextView<'_>>,
+        found: &mut [Entity],
+        warnings: &mut Vec<String>,
+    ) -> Vec<stance::MentionStance> {
+        #[cfg(feature = "accurate")]
+        if let Some(accurate) = &self.accurate {
+            let (mentions, failure) =
+                accurate.score(&self.lexicon, &self.stance_model, body, title, found);
+            if failure.is_some() {
+                // The fast readings stand in; the record says so rather than failing the article.
+                warnings.push("accurate_model_failed".to_string());
+            }
+            return mentions;
+        }
+        let _ = warnings;
+        stance::score(&self.lexicon, &self.stance_model, body, title, found)
     }
 }
 

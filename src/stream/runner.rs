@@ -37,7 +37,7 @@ use super::records::{dlq_record, enriched_records, output_rejected, InputRecord,
 use super::sink::{deliver_all, Backoff, DeliveryError, Origin, OutRecord};
 use crate::article::{Article, Limits, Rejection};
 use crate::config::Config;
-use crate::enriched::{enrich, load_pipeline, Analyze, EnrichedArticle};
+use crate::enriched::{enrich, load_pipeline_for, Analyze, EnrichedArticle};
 use crate::http::{self, Health};
 use crate::metrics::{Metrics, Outcome, Stage};
 
@@ -128,8 +128,13 @@ impl Service {
         } = self;
         let analyzer: Arc<dyn Analyze> = match analyzer {
             Some(a) => a,
-            None => Arc::new(load_pipeline(&config.nlp.knowledge_base_files)?),
+            None => Arc::new(load_pipeline_for(&config.nlp)?),
         };
+        info!(
+            mode = ?config.nlp.mode,
+            pipeline_version = analyzer.version(),
+            "NLP pipeline loaded"
+        );
         let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
         let http_stop = async move {
             let _ = http_stop_rx.wait_for(|stop| *stop).await;

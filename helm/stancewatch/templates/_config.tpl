@@ -43,6 +43,12 @@ retry_backoff_max_ms = {{ required "config.processing.retry_backoff_max_ms is re
 mode = {{ required "config.nlp.mode is required" $c.nlp.mode | toJson }}
 knowledge_base_files = {{ $c.nlp.knowledge_base_files | default list | toJson }}
 
+[nlp.accurate]
+base_dir = {{ required "config.nlp.accurate.base_dir is required" $c.nlp.accurate.base_dir | toJson }}
+max_batch = {{ required "config.nlp.accurate.max_batch is required" $c.nlp.accurate.max_batch | int }}
+max_sentences = {{ $c.nlp.accurate.max_sentences | int }}
+max_tokens = {{ required "config.nlp.accurate.max_tokens is required" $c.nlp.accurate.max_tokens | int }}
+
 [metrics]
 watchlist = {{ $c.metrics.watchlist | default list | toJson }}
 sources = {{ $c.metrics.sources | default list | toJson }}

@@ -52,10 +52,20 @@ impl Params {
 
 /// The verdict with the tuned parameters and the fitted aggregator.
 pub fn verdict(body: &TextView<'_>, n_sentences: usize, mentions: &[&MentionStance]) -> Stance {
+    verdict_with_aggregator(&AGGREGATOR, body, n_sentences, mentions)
+}
+
+/// [`verdict`] with other aggregator weights (accurate mode has its own, fitted over its readings).
+pub fn verdict_with_aggregator(
+    aggregator: &[[f32; SUMMARY]; 3],
+    body: &TextView<'_>,
+    n_sentences: usize,
+    mentions: &[&MentionStance],
+) -> Stance {
     let Some(x) = summary(&Params::TUNED, mentions) else {
         return super::no_stance();
     };
-    let probs = aggregator_probs(&AGGREGATOR, &x);
+    let probs = aggregator_probs(aggregator, &x);
     let class = super::model::argmax(&probs);
     let label = super::train::label_of(class);
     let mut stance = verdict_with(&Params::TUNED, body, n_sentences, mentions);

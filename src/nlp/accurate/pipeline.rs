@@ -1,0 +1,203 @@
+//! Accurate mode inside the NLP pipeline: which sentences the transformer reads, and how its readings replace
+//! the fast model's before the article-level aggregation.
+//!
+//! The fast path still finds the (entity, sentence) pairs with their speaker, quotation and pronoun flags
+//! (`stance::mention_stances`); the transformer then re-reads up to `max_sentences` of those sentences per
+//! article, and its probabilities replace the fast model's for the mentions there. Which sentences: the title
+//! first, then the entities' sentences in rounds (each entity's first sentence, most-mentioned entity first,
+//! then each one's second, ...), so every entity gets a transformer reading before any gets many. Mentions in
+//! sentences beyond the cap, and targets cut off by the token cap, keep the fast reading. One sentence naming
+//! several entities is one forward pass. The aggregator over the readings is refitted for accurate mode.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::super::lexicon::Lexicon;
+use super::super::stance::{self, aggregate, MentionStance};
+use super::super::text::TextView;
+use super::super::{Entity, Field};
+use super::batcher::Batcher;
+use super::model::{AccurateModel, SentenceTargets};
+use super::AccurateError;
+
+/// Settings of accurate mode (`[nlp.accurate]` in the configuration).
+#[derive(Debug, Clone)]
+pub struct AccurateOptions {
+    /// Sentences per forward pass.
+    pub max_batch: usize,
+    /// Sentences the transformer reads per article (0: all entity-bearing sentences).
+    pub max_sentences: usize,
+    /// Word pieces per sentence.
+    pub max_tokens: usize,
+}
+
+impl Default for AccurateOptions {
+    fn default() -> Self {
+        Self {
+            max_batch: 32,
+            max_sentences: 8,
+            max_tokens: super::model::DEFAULT_MAX_TOKENS,
+        }
+    }
+}
+
+/// Accurate-mode stance: the batcher in front of the transformer, and the options.
+pub struct Accurate {
+    batcher: Batcher,
+    options: AccurateOptions,
+}
+
+/// Weights of the article-level aggregator over transformer readings, `[class][feature]` as in
+/// [`aggregate::AGGREGATOR`]: fitted on PerSenT dev by `stancewatch eval persent --mode accurate --tune` with
+/// l2 = 0.01 over the committed adapter's readings (F1m 0.538 on all, 5-fold cross-validated 0.512; the fast
+/// aggregator over the same readings gave 0.497). Refit whenever the adapter changes.
+pub const AGGREGATOR: [[f32; aggregate::SUMMARY]; 3] = [
+    [
+        -0.739, 0.788, -0.445, -0.342, 0.411, 0.065, 0.735, -0.406, -0.741, 0.254, -0.023,
+    ],
+    [
+        0.726, -0.383, 0.346, 0.037, -0.173, -0.245, -0.267, 0.039, 0.16, -0.331, -0.301,
+    ],
+    [
+        0.014, -0.404, 0.099, 0.305, -0.238, 0.18, -0.468, 0.367, 0.581, 0.077, 0.323,
+    ],
+];
+
+impl Accurate {
+    /// Loads the base weights from `base_dir` with the embedded adapter and starts the batcher.
+    pub fn load(base_dir: &Path, options: AccurateOptions) -> Result<Self, AccurateError> {
+        Self::load_with_adapter(base_dir, super::EMBEDDED_ADAPTER, options)
+    }
+
+    pub fn load_with_adapter(
+        base_dir: &Path,
+        adapter: &[u8],
+        options: AccurateOptions,
+    ) -> Result<Self, AccurateError> {
+        let model = AccurateModel::load(base_dir, adapter, options.max_tokens)?;
+        Ok(Self {
+            batcher: Batcher::start(model, options.max_batch),
+            options,
+        })
+    }
+
+    pub fn batcher(&self) -> &Batcher {
+        &self.batcher
+    }
+
+    /// The fast readings of every (entity, sentence) pair with the transformer's in place where it read
+    /// them, and the verdicts aggregated from them written into `entities`. On a model failure the fast
+    /// readings stand and the error is returned beside them.
+    pub fn score(
+        &self,
+        lexicon: &Lexicon,
+        fast: &stance::Model,
+        body: &TextView<'_>,
+        title: Option<&TextView<'_>>,
+        entities: &mut [Entity],
+    ) -> (Vec<MentionStance>, Option<AccurateError>) {
+        let mut mentions = stance::mention_stances(lexicon, fast, body, title, entities);
+        let selected = select(&mentions, entities.len(), self.options.max_sentences);
+        let mut inputs = Vec::with_capacity(selected.len());
+        let mut owners: Vec<Vec<usize>> = Vec::with_capacity(selected.len());
+        for &(field, s) in &selected {
+            let Some(view) = (match field {
+                Field::Body => Some(body),
+                Field::Title => title,
+            }) else {
+                continue;
+            };
+            let sentence = &view.sentences()[s];
+            let tokens = &view.tokens()[sentence.tokens.clone()];
+            let mut targets = Vec::new();
+            let mut mine = Vec::new();
+            for (i, m) in mentions.iter().enumerate() {
+                if m.field != field || m.sentence != s {
+                    continue;
+                }
+                let spans = m
+                    .spans
+                    .iter()
+                    .filter(|r| !r.is_empty() && r.end <= tokens.len())
+                    .map(|r| {
+                        (
+                            tokens[r.start].start - sentence.start,
+                            tokens[r.end - 1].end - sentence.start,
+                        )
+                    })
+                    .collect();
+                targets.push(spans);
+                mine.push(i);
+            }
+            inputs.push(SentenceTargets {
+                text: view.sentence_text(s).to_string(),
+                targets,
+            });
+            owners.push(mine);
+        }
+        let mut failure = None;
+        match self.batcher.score(inputs) {
+            Ok(probs) => {
+                for (ps, mine) in probs.iter().zip(&owners) {
+                    for (p, &i) in ps.iter().zip(mine) {
+                        if let Some(p) = p {
+                            mentions[i].probs = *p;
+                        }
+                    }
+                }
+            }
+            Err(e) => failure = Some(e),
+        }
+        let n_sentences = body.sentences().len();
+        for (e, entity) in entities.iter_mut().enumerate() {
+            let mine: Vec<&MentionStance> = mentions.iter().filter(|m| m.entity == e).collect();
+            entity.stance =
+                aggregate::verdict_with_aggregator(&AGGREGATOR, body, n_sentences, &mine);
+        }
+        (mentions, failure)
+    }
+}
+
+/// The (field, sentence) pairs the transformer reads: title sentences first, then each entity's sentences in
+/// rounds, most-mentioned entity first, until `max` (0: no limit).
+pub fn select(mentions: &[MentionStance], n_entities: usize, max: usize) -> Vec<(Field, usize)> {
+    let limit = if max == 0 { usize::MAX } else { max };
+    let mut chosen: Vec<(Field, usize)> = Vec::new();
+    let mut seen: HashSet<(bool, usize)> = HashSet::new();
+    let mut add = |key: (Field, usize), chosen: &mut Vec<(Field, usize)>| {
+        if chosen.len() < limit && seen.insert((key.0 == Field::Title, key.1)) {
+            chosen.push(key);
+        }
+    };
+    for m in mentions.iter().filter(|m| m.field == Field::Title) {
+        add((m.field, m.sentence), &mut chosen);
+    }
+    // Each entity's body sentences in order, named ones before pronoun-only ones.
+    let mut per_entity: Vec<Vec<usize>> = vec![Vec::new(); n_entities];
+    for m in mentions
+        .iter()
+        .filter(|m| m.field == Field::Body && !m.pronoun)
+    {
+        per_entity[m.entity].push(m.sentence);
+    }
+    for m in mentions
+        .iter()
+        .filter(|m| m.field == Field::Body && m.pronoun)
+    {
+        per_entity[m.entity].push(m.sentence);
+    }
+    let mut order: Vec<usize> = (0..n_entities).collect();
+    order.sort_by_key(|&e| std::cmp::Reverse(per_entity[e].len()));
+    let rounds = per_entity.iter().map(Vec::len).max().unwrap_or(0);
+    for r in 0..rounds {
+        for &e in &order {
+            if let Some(&s) = per_entity[e].get(r) {
+                add((Field::Body, s), &mut chosen);
+            }
+        }
+        if chosen.len() >= limit {
+            break;
+        }
+    }
+    chosen
+}

@@ -1,0 +1,338 @@
+//! Tests of accurate mode: the start-up error without base weights, the choice of sentences, and, when the
+//! base weights (`scripts/fetch-minilm.sh`) and `../shared/data` are present, the dev targets of the issue,
+//! batching across threads, and the pipeline's output contract in accurate mode.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use super::super::evaluation::read;
+use super::super::stance::data::parse_newsmtsc;
+use super::super::stance::train::scores;
+use super::super::stance::MentionStance;
+use super::super::{Document, Field, Pipeline, StanceLabel};
+use super::pipeline::{select, Accurate, AccurateOptions};
+use super::*;
+
+fn base_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/base/all-minilm-l6-v2"
+    ))
+}
+
+/// The model over the base weights, loaded once per test binary; None (with the reason) when the weights
+/// have not been fetched.
+fn model() -> Option<&'static AccurateModel> {
+    static MODEL: OnceLock<Option<AccurateModel>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            match AccurateModel::load(&base_dir(), EMBEDDED_ADAPTER, model::DEFAULT_MAX_TOKENS) {
+                Ok(m) => Some(m),
+                Err(e @ AccurateError::MissingBaseFile { .. }) => {
+                    eprintln!("skipping: {e}");
+                    None
+                }
+                Err(e) if EMBEDDED_ADAPTER.is_empty() => {
+                    eprintln!("skipping: no adapter trained yet ({e})");
+                    None
+                }
+                Err(e) => panic!("the base weights are there but do not load: {e}"),
+            }
+        })
+        .as_ref()
+}
+
+#[test]
+fn missing_base_weights_name_the_file_and_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = AccurateModel::load(dir.path(), EMBEDDED_ADAPTER, 128)
+        .err()
+        .expect("no weights, no model");
+    let msg = err.to_string();
+    assert!(msg.contains("model.safetensors"), "{msg}");
+    assert!(msg.contains(SETUP_SCRIPT), "{msg}");
+
+    // The service's loader says the same, with the mode that asked for it.
+    let mut nlp = crate::config::Config::load(None).unwrap().nlp;
+    nlp.mode = crate::config::NlpMode::Accurate;
+    nlp.accurate.base_dir = dir.path().to_path_buf();
+    let msg = crate::enriched::load_pipeline_for(&nlp)
+        .err()
+        .expect("accurate mode without weights must not start")
+        .to_string();
+    assert!(
+        msg.contains("accurate") && msg.contains("model.safetensors") && msg.contains(SETUP_SCRIPT),
+        "{msg}"
+    );
+}
+
+fn reading(entity: usize, field: Field, sentence: usize, pronoun: bool) -> MentionStance {
+    MentionStance {
+        entity,
+        field,
+        sentence,
+        sentence_tokens: 0..1,
+        spans: std::iter::once(0..1).collect(),
+        probs: [0.2, 0.6, 0.2],
+        speaker: false,
+        attributed: false,
+        pronoun,
+    }
+}
+
+#[test]
+fn sentences_are_chosen_title_first_then_each_entity_in_turn() {
+    let ms = vec![
+        // Entity 0 in body sentences 0, 1, 2, 3 (3 by pronoun only); entity 1 in sentences 5 and 6 and the title.
+        reading(0, Field::Body, 0, false),
+        reading(0, Field::Body, 1, false),
+        reading(0, Field::Body, 2, false),
+        reading(0, Field::Body, 3, true),
+        reading(1, Field::Title, 0, false),
+        reading(1, Field::Body, 5, false),
+        reading(1, Field::Body, 6, false),
+    ];
+    assert_eq!(
+        select(&ms, 2, 4),
+        vec![
+            (Field::Title, 0),
+            (Field::Body, 0),
+            (Field::Body, 5),
+            (Field::Body, 1)
+        ]
+    );
+    // No cap: every sentence once, the pronoun-only one after the named ones of its entity.
+    let all = select(&ms, 2, 0);
+    assert_eq!(all.len(), 7);
+    assert_eq!(all.last(), Some(&(Field::Body, 3)));
+}
+
+#[test]
+fn newsmtsc_dev_targets_in_accurate_mode() {
+    let Some(model) = model() else { return };
+    for (file, target) in [("dev-rw.jsonl", 0.78), ("dev-mt.jsonl", 0.75)] {
+        let Some(text) = read(&format!("newsmtsc/{file}")) else {
+            return;
+        };
+        let sentences = parse_newsmtsc(&text).unwrap();
+        let s = scores(&train::predict_mtsc(model, &sentences, 64).unwrap());
+        eprintln!(
+            "accurate {file}: F1m {:.4} accuracy {:.4}",
+            s.f1m, s.accuracy
+        );
+        assert!(s.f1m >= target, "{file}: F1m {} below {target}", s.f1m);
+    }
+}
+
+#[test]
+fn a_target_reads_differently_from_its_neighbour() {
+    let Some(model) = model() else { return };
+    // Two targets of opposite stance in one sentence: one forward pass, two readings.
+    let text = "Prosecutors praised Smith for his courage, while Jones was condemned as a liar and a fraud.";
+    let span = |w: &str| {
+        let start = text.find(w).unwrap();
+        vec![(start, start + w.len())]
+    };
+    let probs = model
+        .probabilities(
+            &[SentenceTargets {
+                text: text.into(),
+                targets: vec![span("Smith"), span("Jones")],
+            }],
+            8,
+        )
+        .unwrap();
+    let smith = probs[0][0].unwrap();
+    let jones = probs[0][1].unwrap();
+    eprintln!("smith {smith:?} jones {jones:?}");
+    // favor minus against
+    assert!(
+        smith[2] - smith[0] > jones[2] - jones[0],
+        "{smith:?} {jones:?}"
+    );
+}
+
+#[test]
+fn batching_across_threads_gives_the_single_sentence_readings() {
+    let Some(model) = model() else { return };
+    let Some(text) = read("newsmtsc/dev-mt.jsonl") else {
+        return;
+    };
+    let sentences = parse_newsmtsc(&text).unwrap();
+    let (inputs, _) = train::mtsc_targets(&sentences[..24]);
+    let alone: Vec<_> = inputs
+        .iter()
+        .map(|s| model.probabilities(std::slice::from_ref(s), 1).unwrap())
+        .collect();
+    let accurate =
+        Accurate::load(&base_dir(), AccurateOptions::default()).expect("weights are there");
+    let batcher = accurate.batcher();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = inputs
+            .chunks(3)
+            .map(|chunk| scope.spawn(move || batcher.score(chunk.to_vec()).unwrap()))
+            .collect();
+        let batched: Vec<_> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(batched.len(), alone.len());
+        for (b, a) in batched.iter().zip(&alone) {
+            for (pb, pa) in b.iter().zip(&a[0]) {
+                let (pb, pa) = (pb.unwrap(), pa.unwrap());
+                for c in 0..3 {
+                    assert!((pb[c] - pa[c]).abs() < 1e-3, "{pb:?} vs {pa:?}");
+                }
+            }
+        }
+    });
+    let stats = batcher.stats();
+    let batches = stats.batches.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        stats.sentences.load(std::sync::atomic::Ordering::Relaxed),
+        24
+    );
+    assert!((1..=8).contains(&batches), "{batches} batches");
+}
+
+#[test]
+fn accurate_pipeline_keeps_the_output_contract() {
+    if model().is_none() {
+        return;
+    }
+    let accurate =
+        Accurate::load(&base_dir(), AccurateOptions::default()).expect("weights are there");
+    let pipeline = Pipeline::new().with_accurate(accurate);
+    let body =
+        "President Emmanuel Macron praised the agreement. Critics in Moscow condemned Macron's \
+                plan as reckless. Vladimir Putin said the deal was a disgrace.";
+    let title = "Macron hails summit deal";
+    let analysis = pipeline.analyze(&Document {
+        title: Some(title),
+        body,
+        declared_language: Some("en"),
+    });
+    assert!(analysis.warnings.is_empty(), "{:?}", analysis.warnings);
+    let macron = analysis
+        .entities
+        .iter()
+        .find(|e| e.name.contains("Macron"))
+        .expect("Macron found");
+    assert!(StanceLabel::ALL.contains(&macron.stance.label));
+    assert!((0.0..=1.0).contains(&macron.stance.score));
+    for e in &analysis.entities {
+        for ev in &e.stance.evidence {
+            let slice: String = body
+                .chars()
+                .skip(ev.start)
+                .take(ev.end - ev.start)
+                .collect();
+            assert_eq!(ev.text, slice);
+        }
+    }
+    assert!(accurate_stats_sentences(&pipeline) >= 2);
+}
+
+fn accurate_stats_sentences(p: &Pipeline) -> u64 {
+    p.accurate()
+        .expect("accurate mode")
+        .batcher()
+        .stats()
+        .sentences
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The hand-written encoder gives candle-transformers' `BertModel`'s hidden states over the same weights, and
+/// as a sentence embedder it puts sentences differing only in the verb close together and unrelated ones far
+/// apart. Guards against a wiring mistake that fine-tuning would partly hide.
+#[test]
+fn base_encoder_matches_the_reference_embeddings() {
+    use candle_core::{DType, Device, Tensor};
+    if let Err(e) = model::check_base_dir(&base_dir()) {
+        eprintln!("skipping: {e}");
+        return;
+    }
+    let dir = base_dir();
+    let device = Device::Cpu;
+    let config = model::read_config(&dir).unwrap();
+    let vb = candle_nn::VarBuilder::from_tensors(
+        model::read_base(&dir, &device).unwrap(),
+        DType::F32,
+        &device,
+    );
+    let bert = bert::Bert::load(vb, &config).unwrap();
+    let tokens = model::Tokens::load(&dir, 128).unwrap();
+    let embed = |text: &str| -> Vec<f32> {
+        let e = tokens
+            .encode(&SentenceTargets {
+                text: text.into(),
+                targets: vec![],
+            })
+            .unwrap();
+        let n = e.ids.len();
+        let ids = Tensor::from_vec(e.ids.clone(), (1, n), &device).unwrap();
+        let types = ids.zeros_like().unwrap();
+        let mask = bert::attention_mask(&types.ones_like().unwrap()).unwrap();
+        let h = bert
+            .layers(&bert.embed(&ids, &types).unwrap(), &mask, 0, 6, None)
+            .unwrap();
+        let v: Vec<f32> = h.mean(1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / norm).collect()
+    };
+    // candle-transformers' BertModel over the same weights is the reference.
+    let reference = candle_transformers::models::bert::BertModel::load(
+        candle_nn::VarBuilder::from_tensors(
+            model::read_base(&dir, &device).unwrap(),
+            DType::F32,
+            &device,
+        ),
+        &serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap(),
+    )
+    .unwrap();
+    {
+        let e = tokens
+            .encode(&SentenceTargets {
+                text: "X praised Y".into(),
+                targets: vec![],
+            })
+            .unwrap();
+        let n = e.ids.len();
+        let ids = Tensor::from_vec(e.ids.clone(), (1, n), &device).unwrap();
+        let types = ids.zeros_like().unwrap();
+        let want: Vec<f32> = reference
+            .forward(&ids, &types, None)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let mask = bert::attention_mask(&types.ones_like().unwrap()).unwrap();
+        let got: Vec<f32> = bert
+            .layers(&bert.embed(&ids, &types).unwrap(), &mask, 0, 6, None)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let diff = want
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!(
+            "ids {:?}; largest difference from the reference {diff}",
+            e.ids
+        );
+        assert!(diff < 1e-3, "{diff}");
+    }
+    let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let praised = embed("X praised Y");
+    let criticised = embed("X criticised Y");
+    let other = embed("The weather in the mountains was cold and wet all week.");
+    let close = cos(&praised, &criticised);
+    let far = cos(&praised, &other);
+    // 0.71 here: an embedder puts opposite verdicts close together, which is why it has to be fine-tuned.
+    eprintln!("cosine praised/criticised {close:.3}, praised/weather {far:.3}");
+    assert!(close > 0.6 && far < 0.3, "{close} {far}");
+}
