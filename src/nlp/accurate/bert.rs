@@ -359,14 +359,34 @@ fn attend(qkv: &Tensor, bias: &[f32], lens: &[usize], heads: usize) -> Result<Te
     }
     let h = h3 / 3;
     let mut ctx = vec![0f32; n * h];
-    let max_len = lens.iter().copied().max().unwrap_or(0);
-    let mut scores = vec![0f32; max_len];
-    let mut start = 0;
-    for &s in lens {
-        let sentence = &rows[start * h3..(start + s) * h3];
-        let out = &mut ctx[start * h..(start + s) * h];
-        attend_sentence(sentence, out, &mut scores[..s], h, heads);
-        start += s;
+    // Two halves of about equal work (it grows with the square of a sentence's length) on two threads:
+    // between matrix products the gemm threads are idle, and this would otherwise run on one core.
+    let work: usize = lens.iter().map(|s| s * s).sum();
+    let (mut split, mut acc) = (0, 0);
+    while split < lens.len() && 2 * acc < work {
+        acc += lens[split] * lens[split];
+        split += 1;
+    }
+    let tokens: usize = lens[..split].iter().sum();
+    let (rows_a, rows_b) = rows.split_at(tokens * h3);
+    let (ctx_a, ctx_b) = ctx.split_at_mut(tokens * h);
+    let run = |lens: &[usize], rows: &[f32], ctx: &mut [f32]| {
+        let mut scores = vec![0f32; lens.iter().copied().max().unwrap_or(0)];
+        let mut start = 0;
+        for &s in lens {
+            let sentence = &rows[start * h3..(start + s) * h3];
+            let out = &mut ctx[start * h..(start + s) * h];
+            attend_sentence(sentence, out, &mut scores[..s], h, heads);
+            start += s;
+        }
+    };
+    if split == lens.len() {
+        run(lens, rows_a, ctx_a);
+    } else {
+        std::thread::scope(|scope| {
+            scope.spawn(|| run(&lens[split..], rows_b, ctx_b));
+            run(&lens[..split], rows_a, ctx_a);
+        });
     }
     Tensor::from_vec(ctx, (n, h), qkv.device())
 }
