@@ -315,14 +315,19 @@ impl Packed {
         })
     }
 
-    /// Final hidden states, (sum of `lens`, hidden), of the sentences whose ids and token types are
-    /// concatenated in `ids` and `types`, `lens[i]` tokens each.
+    /// Final hidden states of the sentences whose ids and token types are concatenated in `ids` and
+    /// `types`, `lens[i]` tokens each: of the positions `keep[i]` of each sentence (in order, sentence by
+    /// sentence), or of every token when `keep` is None.
+    ///
+    /// The last layer computes only the kept rows: the head reads `[CLS]` and the targets' pieces, a few of
+    /// a sentence's ~35, and keys and values are all that layer needs of the others.
     pub fn forward(
         &self,
         bert: &Bert,
         ids: &[u32],
         types: &[u32],
         lens: &[usize],
+        keep: Option<&[Vec<usize>]>,
     ) -> Result<Tensor> {
         let device = bert.embeddings.word.embeddings().device();
         let n = ids.len();
@@ -334,11 +339,29 @@ impl Packed {
         let word = gather(&e.word, ids)?;
         let others = (gather(&e.position, &positions)? + gather(&e.token_type, types)?)?;
         let mut h = word.apply_op2_no_bwd(&others, &self.embed_norm)?;
-        for l in &self.layers {
-            let ctx = attend(&h.matmul(&l.qkv)?, &l.qkv_bias, lens, l.heads)?;
+        let all: Vec<Vec<usize>> = lens.iter().map(|&s| (0..s).collect()).collect();
+        let last = self.layers.len().saturating_sub(1);
+        for (i, l) in self.layers.iter().enumerate() {
+            let queries = match keep {
+                Some(keep) if i == last => keep,
+                _ => &all[..],
+            };
+            let ctx = attend(&h.matmul(&l.qkv)?, &l.qkv_bias, lens, l.heads, queries)?;
+            let residual = if queries.as_ptr() == all.as_ptr() {
+                h.clone()
+            } else {
+                let mut rows = Vec::new();
+                let mut start = 0u32;
+                for (&s, q) in lens.iter().zip(queries) {
+                    rows.extend(q.iter().map(|&p| start + p as u32));
+                    start += s as u32;
+                }
+                let rows_len = rows.len();
+                h.index_select(&Tensor::from_vec(rows, rows_len, device)?, 0)?
+            };
             let att = ctx
                 .matmul(&l.attention_out)?
-                .apply_op2_no_bwd(&h, &l.attention_norm)?;
+                .apply_op2_no_bwd(&residual, &l.attention_norm)?;
             let mid = att.matmul(&l.intermediate)?.apply_op1_no_bwd(&l.gelu)?;
             h = mid
                 .matmul(&l.output)?
@@ -351,77 +374,102 @@ impl Packed {
 /// Scaled dot-product attention of packed (tokens, 3 * hidden) query|key|value rows (before their `bias`),
 /// each sentence over itself only. Plain loops: at ~35 tokens a sentence this is a few percent of a layer's
 /// work, and per sentence and head candle calls would cost more in dispatch than in arithmetic.
-fn attend(qkv: &Tensor, bias: &[f32], lens: &[usize], heads: usize) -> Result<Tensor> {
-    let (n, h3) = qkv.dims2()?;
+fn attend(
+    qkv: &Tensor,
+    bias: &[f32],
+    lens: &[usize],
+    heads: usize,
+    queries: &[Vec<usize>],
+) -> Result<Tensor> {
+    let (_, h3) = qkv.dims2()?;
     let mut rows = values(qkv)?;
     for row in rows.chunks_exact_mut(h3) {
         add_assign(row, bias);
     }
     let h = h3 / 3;
-    let mut ctx = vec![0f32; n * h];
-    // Two halves of about equal work (it grows with the square of a sentence's length) on two threads:
-    // between matrix products the gemm threads are idle, and this would otherwise run on one core.
-    let work: usize = lens.iter().map(|s| s * s).sum();
+    let n_out: usize = queries.iter().map(Vec::len).sum();
+    let mut ctx = vec![0f32; n_out * h];
+    // Two halves of about equal work on two threads: between matrix products the gemm threads are idle,
+    // and this would otherwise run on one core.
+    let work: usize = lens.iter().zip(queries).map(|(s, q)| s * q.len()).sum();
     let (mut split, mut acc) = (0, 0);
     while split < lens.len() && 2 * acc < work {
-        acc += lens[split] * lens[split];
+        acc += lens[split] * queries[split].len();
         split += 1;
     }
     let tokens: usize = lens[..split].iter().sum();
+    let outs: usize = queries[..split].iter().map(Vec::len).sum();
     let (rows_a, rows_b) = rows.split_at(tokens * h3);
-    let (ctx_a, ctx_b) = ctx.split_at_mut(tokens * h);
-    let run = |lens: &[usize], rows: &[f32], ctx: &mut [f32]| {
+    let (ctx_a, ctx_b) = ctx.split_at_mut(outs * h);
+    let run = |lens: &[usize], queries: &[Vec<usize>], rows: &[f32], ctx: &mut [f32]| {
         let mut scores = vec![0f32; lens.iter().copied().max().unwrap_or(0)];
-        let mut start = 0;
-        for &s in lens {
+        let (mut start, mut out) = (0, 0);
+        for (&s, q) in lens.iter().zip(queries) {
             let sentence = &rows[start * h3..(start + s) * h3];
-            let out = &mut ctx[start * h..(start + s) * h];
-            attend_sentence(sentence, out, &mut scores[..s], h, heads);
+            let dst = &mut ctx[out * h..(out + q.len()) * h];
+            attend_sentence(sentence, q, dst, &mut scores[..s], h, heads);
             start += s;
+            out += q.len();
         }
     };
     if split == lens.len() {
-        run(lens, rows_a, ctx_a);
+        run(lens, queries, rows_a, ctx_a);
     } else {
         std::thread::scope(|scope| {
-            scope.spawn(|| run(&lens[split..], rows_b, ctx_b));
-            run(&lens[..split], rows_a, ctx_a);
+            scope.spawn(|| run(&lens[split..], &queries[split..], rows_b, ctx_b));
+            run(&lens[..split], &queries[..split], rows_a, ctx_a);
         });
     }
-    Tensor::from_vec(ctx, (n, h), qkv.device())
+    Tensor::from_vec(ctx, (n_out, h), qkv.device())
 }
 
-fn attend_sentence(rows: &[f32], out: &mut [f32], scores: &mut [f32], h: usize, heads: usize) {
+/// Attention of one sentence's rows, for the query positions `queries`, into one output row each.
+fn attend_sentence(
+    rows: &[f32],
+    queries: &[usize],
+    out: &mut [f32],
+    scores: &mut [f32],
+    h: usize,
+    heads: usize,
+) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { attend_sentence_avx2(rows, out, scores, h, heads) };
+        return unsafe { attend_sentence_avx2(rows, queries, out, scores, h, heads) };
     }
-    attend_sentence_any(rows, out, scores, h, heads)
+    attend_sentence_any(rows, queries, out, scores, h, heads)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn attend_sentence_avx2(
     rows: &[f32],
+    queries: &[usize],
     out: &mut [f32],
     scores: &mut [f32],
     h: usize,
     heads: usize,
 ) {
-    attend_sentence_any(rows, out, scores, h, heads)
+    attend_sentence_any(rows, queries, out, scores, h, heads)
 }
 
 /// Inlined into the AVX2 copy above, so the same loops compile to wider vectors there; the build targets
 /// baseline x86-64.
 #[inline(always)]
-fn attend_sentence_any(rows: &[f32], out: &mut [f32], scores: &mut [f32], h: usize, heads: usize) {
+fn attend_sentence_any(
+    rows: &[f32],
+    queries: &[usize],
+    out: &mut [f32],
+    scores: &mut [f32],
+    h: usize,
+    heads: usize,
+) {
     let h3 = 3 * h;
     let d = h / heads;
     let scale = 1.0 / (d as f32).sqrt();
     for head in 0..heads {
         let col = head * d;
-        for (i, o) in out.chunks_exact_mut(h).enumerate() {
+        for (&i, o) in queries.iter().zip(out.chunks_exact_mut(h)) {
             let q = &rows[i * h3 + col..][..d];
             let mut max = f32::NEG_INFINITY;
             for (j, score) in scores.iter_mut().enumerate() {

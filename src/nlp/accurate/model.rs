@@ -352,8 +352,13 @@ impl AccurateModel {
             let lens: Vec<usize> = batch.iter().map(|e| e.ids.len()).collect();
             let ids: Vec<u32> = batch.iter().flat_map(|e| e.ids.iter().copied()).collect();
             let types: Vec<u32> = batch.iter().flat_map(|e| e.types.iter().copied()).collect();
-            let h = self.packed.forward(&self.bert, &ids, &types, &lens)?;
-            let logits = self.head.forward(&packed_target_features(&h, batch)?)?;
+            let keep: Vec<Vec<usize>> = batch.iter().map(|e| head_rows(e)).collect();
+            let h = self
+                .packed
+                .forward(&self.bert, &ids, &types, &lens, Some(&keep))?;
+            let logits = self
+                .head
+                .forward(&kept_target_features(&h, batch, &keep)?)?;
             let offsets = Tensor::new(&self.offsets, &self.device)?;
             let probs = softmax(&logits.broadcast_add(&offsets)?)?;
             Ok(probs
@@ -366,25 +371,44 @@ impl AccurateModel {
     }
 }
 
-/// [`target_features`] over packed hidden states, (sum of lengths, hidden), of `batch` laid end to end.
-pub fn packed_target_features(hidden: &Tensor, batch: &[&Encoded]) -> candle_core::Result<Tensor> {
+/// The positions of a sentence the head reads: `[CLS]` and every target piece, in order.
+pub fn head_rows(e: &Encoded) -> Vec<usize> {
+    let mut rows: Vec<usize> = std::iter::once(0)
+        .chain(e.targets.iter().flatten().flatten().copied())
+        .collect();
+    rows.sort_unstable();
+    rows.dedup();
+    rows
+}
+
+/// [`target_features`] over the hidden states of the rows `keep` (see [`head_rows`]) of `batch`'s
+/// sentences, laid end to end.
+pub fn kept_target_features(
+    hidden: &Tensor,
+    batch: &[&Encoded],
+    keep: &[Vec<usize>],
+) -> candle_core::Result<Tensor> {
     let (_, h) = hidden.dims2()?;
     let rows = hidden.flatten_all()?.to_vec1::<f32>()?;
     let mut features = Vec::new();
     let mut start = 0;
-    for e in batch {
+    for (e, kept) in batch.iter().zip(keep) {
+        let row = |p: usize| -> &[f32] {
+            let i = kept.binary_search(&p).expect("the head's rows are kept");
+            &rows[(start + i) * h..][..h]
+        };
         for pieces in e.targets.iter().flatten() {
-            features.extend_from_slice(&rows[start * h..][..h]);
+            features.extend_from_slice(row(0));
             let mut mean = vec![0f32; h];
             for &p in pieces {
-                for (m, x) in mean.iter_mut().zip(&rows[(start + p) * h..][..h]) {
+                for (m, x) in mean.iter_mut().zip(row(p)) {
                     *m += x;
                 }
             }
             let w = 1.0 / pieces.len() as f32;
             features.extend(mean.iter().map(|m| m * w));
         }
-        start += e.ids.len();
+        start += kept.len();
     }
     let n = features.len() / (2 * h);
     Tensor::from_vec(features, (n, 2 * h), hidden.device())

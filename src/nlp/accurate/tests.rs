@@ -474,7 +474,7 @@ fn packed_inference_matches_the_padded_path() {
     let flat_types: Vec<u32> = batch.iter().flat_map(|e| e.types.clone()).collect();
     let packed = model
         .packed
-        .forward(&model.bert, &flat_ids, &flat_types, &lens)
+        .forward(&model.bert, &flat_ids, &flat_types, &lens, None)
         .unwrap();
     let padded_rows: Vec<Vec<Vec<f32>>> = padded.to_vec3().unwrap();
     let packed_rows: Vec<Vec<f32>> = packed.to_vec2().unwrap();
@@ -491,7 +491,12 @@ fn packed_inference_matches_the_padded_path() {
     let features =
         |t: candle_core::Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
     let a = features(model::target_features(&padded, &batch).unwrap());
-    let b = features(model::packed_target_features(&packed, &batch).unwrap());
+    let keep: Vec<Vec<usize>> = batch.iter().map(|e| model::head_rows(e)).collect();
+    let kept = model
+        .packed
+        .forward(&model.bert, &flat_ids, &flat_types, &lens, Some(&keep))
+        .unwrap();
+    let b = features(model::kept_target_features(&kept, &batch, &keep).unwrap());
     assert_eq!(a.len(), b.len());
     let fdiff = a
         .iter()
