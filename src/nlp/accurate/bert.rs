@@ -238,3 +238,429 @@ pub fn attention_mask(valid: &Tensor) -> Result<Tensor> {
 pub fn softmax(xs: &Tensor) -> Result<Tensor> {
     candle_nn::ops::softmax(xs, D::Minus1)
 }
+
+/// Inference over a batch of sentences laid end to end, (tokens, hidden), without padding.
+///
+/// Sentences in a batch differ in length, and padding them to the longest made about 40% of the rows the
+/// linear layers multiplied padding on the example articles. Only attention needs to know where a sentence
+/// ends, so it runs per sentence over the packed rows ([`attend`]); everything else is per token. Query, key
+/// and value are one matrix product. Candle runs only the matrix products (on its gemm thread pool); biases,
+/// GELU, residuals and layer norms are fused kernels here ([`BiasGelu`], [`ResidualNorm`]), because candle's
+/// element-wise ops on tensors this size go to its barrier pool, whose worker then spins for the better part
+/// of a millisecond after each one, on a core the next matrix product needs. No gradients flow here; training
+/// keeps [`Bert::layers`].
+pub struct Packed {
+    layers: Vec<PackedLayer>,
+    embed_norm: ResidualNorm,
+}
+
+struct PackedLayer {
+    /// The query, key and value weights stacked, transposed: (hidden, 3 * hidden).
+    qkv: Tensor,
+    qkv_bias: Vec<f32>,
+    heads: usize,
+    attention_out: Tensor,
+    attention_norm: ResidualNorm,
+    intermediate: Tensor,
+    gelu: BiasGelu,
+    output: Tensor,
+    output_norm: ResidualNorm,
+}
+
+fn values(t: &Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+fn bias_of(l: &Linear) -> Result<Vec<f32>> {
+    values(l.bias().expect("BERT linear maps have a bias"))
+}
+
+impl Packed {
+    pub fn new(bert: &Bert) -> Result<Self> {
+        let norm = |bias: Option<&Linear>, ln: &LayerNorm, eps: f32| -> Result<ResidualNorm> {
+            Ok(ResidualNorm {
+                bias: bias.map(bias_of).transpose()?,
+                gamma: values(ln.weight())?,
+                beta: values(ln.bias().expect("BERT norms have a bias"))?,
+                eps,
+            })
+        };
+        let eps = bert.config.layer_norm_eps as f32;
+        let layers = bert
+            .layers
+            .iter()
+            .map(|l| {
+                let w = Tensor::cat(&[l.query.weight(), l.key.weight(), l.value.weight()], 0)?;
+                let mut qkv_bias = bias_of(&l.query)?;
+                qkv_bias.extend(bias_of(&l.key)?);
+                qkv_bias.extend(bias_of(&l.value)?);
+                Ok(PackedLayer {
+                    qkv: w.t()?,
+                    qkv_bias,
+                    heads: l.heads,
+                    attention_out: l.attention_out.weight().t()?,
+                    attention_norm: norm(Some(&l.attention_out), &l.attention_norm, l.eps)?,
+                    intermediate: l.intermediate.weight().t()?,
+                    gelu: BiasGelu {
+                        bias: bias_of(&l.intermediate)?,
+                    },
+                    output: l.output.weight().t()?,
+                    output_norm: norm(Some(&l.output), &l.output_norm, l.eps)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            layers,
+            embed_norm: norm(None, &bert.embeddings.norm, eps)?,
+        })
+    }
+
+    /// Final hidden states of the sentences whose ids and token types are concatenated in `ids` and
+    /// `types`, `lens[i]` tokens each: of the positions `keep[i]` of each sentence (in order, sentence by
+    /// sentence), or of every token when `keep` is None.
+    ///
+    /// The last layer computes only the kept rows: the head reads `[CLS]` and the targets' pieces, a few of
+    /// a sentence's ~35, and keys and values are all that layer needs of the others.
+    pub fn forward(
+        &self,
+        bert: &Bert,
+        ids: &[u32],
+        types: &[u32],
+        lens: &[usize],
+        keep: Option<&[Vec<usize>]>,
+    ) -> Result<Tensor> {
+        let device = bert.embeddings.word.embeddings().device();
+        let n = ids.len();
+        let positions: Vec<u32> = lens.iter().flat_map(|&s| 0..s as u32).collect();
+        let e = &bert.embeddings;
+        let gather = |table: &Embedding, ids: &[u32]| -> Result<Tensor> {
+            table.forward(&Tensor::from_slice(ids, n, device)?)
+        };
+        let word = gather(&e.word, ids)?;
+        let others = (gather(&e.position, &positions)? + gather(&e.token_type, types)?)?;
+        let mut h = word.apply_op2_no_bwd(&others, &self.embed_norm)?;
+        let all: Vec<Vec<usize>> = lens.iter().map(|&s| (0..s).collect()).collect();
+        let last = self.layers.len().saturating_sub(1);
+        for (i, l) in self.layers.iter().enumerate() {
+            let queries = match keep {
+                Some(keep) if i == last => keep,
+                _ => &all[..],
+            };
+            let ctx = attend(&h.matmul(&l.qkv)?, &l.qkv_bias, lens, l.heads, queries)?;
+            let residual = if queries.as_ptr() == all.as_ptr() {
+                h.clone()
+            } else {
+                let mut rows = Vec::new();
+                let mut start = 0u32;
+                for (&s, q) in lens.iter().zip(queries) {
+                    rows.extend(q.iter().map(|&p| start + p as u32));
+                    start += s as u32;
+                }
+                let rows_len = rows.len();
+                h.index_select(&Tensor::from_vec(rows, rows_len, device)?, 0)?
+            };
+            let att = ctx
+                .matmul(&l.attention_out)?
+                .apply_op2_no_bwd(&residual, &l.attention_norm)?;
+            let mid = att.matmul(&l.intermediate)?.apply_op1_no_bwd(&l.gelu)?;
+            h = mid
+                .matmul(&l.output)?
+                .apply_op2_no_bwd(&att, &l.output_norm)?;
+        }
+        Ok(h)
+    }
+}
+
+/// Scaled dot-product attention of packed (tokens, 3 * hidden) query|key|value rows (before their `bias`),
+/// each sentence over itself only. Plain loops: at ~35 tokens a sentence this is a few percent of a layer's
+/// work, and per sentence and head candle calls would cost more in dispatch than in arithmetic.
+fn attend(
+    qkv: &Tensor,
+    bias: &[f32],
+    lens: &[usize],
+    heads: usize,
+    queries: &[Vec<usize>],
+) -> Result<Tensor> {
+    let (_, h3) = qkv.dims2()?;
+    let mut rows = values(qkv)?;
+    for row in rows.chunks_exact_mut(h3) {
+        add_assign(row, bias);
+    }
+    let h = h3 / 3;
+    let n_out: usize = queries.iter().map(Vec::len).sum();
+    let mut ctx = vec![0f32; n_out * h];
+    // Two halves of about equal work on two threads: between matrix products the gemm threads are idle,
+    // and this would otherwise run on one core.
+    let work: usize = lens.iter().zip(queries).map(|(s, q)| s * q.len()).sum();
+    let (mut split, mut acc) = (0, 0);
+    while split < lens.len() && 2 * acc < work {
+        acc += lens[split] * queries[split].len();
+        split += 1;
+    }
+    let tokens: usize = lens[..split].iter().sum();
+    let outs: usize = queries[..split].iter().map(Vec::len).sum();
+    let (rows_a, rows_b) = rows.split_at(tokens * h3);
+    let (ctx_a, ctx_b) = ctx.split_at_mut(outs * h);
+    let run = |lens: &[usize], queries: &[Vec<usize>], rows: &[f32], ctx: &mut [f32]| {
+        let mut scores = vec![0f32; lens.iter().copied().max().unwrap_or(0)];
+        let (mut start, mut out) = (0, 0);
+        for (&s, q) in lens.iter().zip(queries) {
+            let sentence = &rows[start * h3..(start + s) * h3];
+            let dst = &mut ctx[out * h..(out + q.len()) * h];
+            attend_sentence(sentence, q, dst, &mut scores[..s], h, heads);
+            start += s;
+            out += q.len();
+        }
+    };
+    if split == lens.len() {
+        run(lens, queries, rows_a, ctx_a);
+    } else {
+        std::thread::scope(|scope| {
+            scope.spawn(|| run(&lens[split..], &queries[split..], rows_b, ctx_b));
+            run(&lens[..split], &queries[..split], rows_a, ctx_a);
+        });
+    }
+    Tensor::from_vec(ctx, (n_out, h), qkv.device())
+}
+
+/// Attention of one sentence's rows, for the query positions `queries`, into one output row each.
+fn attend_sentence(
+    rows: &[f32],
+    queries: &[usize],
+    out: &mut [f32],
+    scores: &mut [f32],
+    h: usize,
+    heads: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { attend_sentence_avx2(rows, queries, out, scores, h, heads) };
+    }
+    attend_sentence_any(rows, queries, out, scores, h, heads)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attend_sentence_avx2(
+    rows: &[f32],
+    queries: &[usize],
+    out: &mut [f32],
+    scores: &mut [f32],
+    h: usize,
+    heads: usize,
+) {
+    attend_sentence_any(rows, queries, out, scores, h, heads)
+}
+
+/// Inlined into the AVX2 copy above, so the same loops compile to wider vectors there; the build targets
+/// baseline x86-64.
+#[inline(always)]
+fn attend_sentence_any(
+    rows: &[f32],
+    queries: &[usize],
+    out: &mut [f32],
+    scores: &mut [f32],
+    h: usize,
+    heads: usize,
+) {
+    let h3 = 3 * h;
+    let d = h / heads;
+    let scale = 1.0 / (d as f32).sqrt();
+    for head in 0..heads {
+        let col = head * d;
+        for (&i, o) in queries.iter().zip(out.chunks_exact_mut(h)) {
+            let q = &rows[i * h3 + col..][..d];
+            let mut max = f32::NEG_INFINITY;
+            for (j, score) in scores.iter_mut().enumerate() {
+                let k = &rows[j * h3 + h + col..][..d];
+                *score = dot(q, k) * scale;
+                max = max.max(*score);
+            }
+            let mut sum = 0.0;
+            for score in scores.iter_mut() {
+                *score = (*score - max).exp();
+                sum += *score;
+            }
+            let o = &mut o[col..col + d];
+            for (j, &p) in scores.iter().enumerate() {
+                let w = p / sum;
+                let v = &rows[j * h3 + 2 * h + col..][..d];
+                for (o, x) in o.iter_mut().zip(v) {
+                    *o += w * x;
+                }
+            }
+        }
+    }
+}
+
+/// Dot product with eight independent partial sums, so the compiler can keep them in vector lanes.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn add_assign(row: &mut [f32], bias: &[f32]) {
+    for (x, b) in row.iter_mut().zip(bias) {
+        *x += b;
+    }
+}
+
+/// The contiguous f32 data of a custom op's input.
+fn f32_input<'a>(
+    storage: &'a candle_core::CpuStorage,
+    layout: &candle_core::Layout,
+) -> Result<&'a [f32]> {
+    let candle_core::CpuStorage::F32(xs) = storage else {
+        candle_core::bail!("packed encoder: f32 only");
+    };
+    let Some((a, b)) = layout.contiguous_offsets() else {
+        candle_core::bail!("packed encoder: contiguous input only");
+    };
+    Ok(&xs[a..b])
+}
+
+/// `gelu(x + bias)` over rows of a matrix product, GELU in the exact (erf) form MiniLM was trained with,
+/// over a branch-free rational erf instead of libm's scalar `erff`, which took about an eighth of the
+/// encoder's time.
+struct BiasGelu {
+    bias: Vec<f32>,
+}
+
+impl candle_core::CustomOp1 for BiasGelu {
+    fn name(&self) -> &'static str {
+        "bias-gelu-erf"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let mut ys = f32_input(storage, layout)?.to_vec();
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has the features the function is compiled for.
+            unsafe { bias_gelu_avx2(&mut ys, &self.bias) };
+            return Ok((candle_core::CpuStorage::F32(ys), layout.shape().clone()));
+        }
+        bias_gelu_any(&mut ys, &self.bias);
+        Ok((candle_core::CpuStorage::F32(ys), layout.shape().clone()))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bias_gelu_avx2(ys: &mut [f32], bias: &[f32]) {
+    bias_gelu_any(ys, bias)
+}
+
+#[inline(always)]
+fn bias_gelu_any(ys: &mut [f32], bias: &[f32]) {
+    for row in ys.chunks_exact_mut(bias.len()) {
+        for (y, b) in row.iter_mut().zip(bias) {
+            let x = *y + b;
+            *y = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    }
+}
+
+/// erf as a rational function of x over [-4, 4] (Eigen's `generic_fast_erf_float`): within a few float
+/// ulps of the exact value, and beyond 4 erf is 1 to float precision.
+#[inline(always)]
+pub fn erf(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
+    p = p * x2 + -2.101_024e-6;
+    p = p * x2 + -5.692_506_4e-5;
+    p = p * x2 + -7.349_906_3e-4;
+    p = p * x2 + -2.954_6e-3;
+    p = p * x2 + -1.609_603_3e-2;
+    p *= x;
+    let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
+    q = q * x2 + -1.682_827e-3;
+    q = q * x2 + -7.373_329_3e-3;
+    q = q * x2 + -1.426_473_9e-2;
+    p / q
+}
+
+/// `layer_norm(x + bias + residual)` row by row: the end of a BERT sub-layer (the bias is that of the
+/// matrix product `x` came from, none for the embeddings).
+struct ResidualNorm {
+    bias: Option<Vec<f32>>,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    eps: f32,
+}
+
+impl candle_core::CustomOp2 for ResidualNorm {
+    fn name(&self) -> &'static str {
+        "bias-residual-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (x, res) = (f32_input(s1, l1)?, f32_input(s2, l2)?);
+        if l1.shape() != l2.shape() {
+            candle_core::bail!(
+                "residual norm: shapes {:?} and {:?}",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let mut ys = x.to_vec();
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has the features the function is compiled for.
+            unsafe { residual_norm_avx2(self, &mut ys, res) };
+            return Ok((candle_core::CpuStorage::F32(ys), l1.shape().clone()));
+        }
+        residual_norm_any(self, &mut ys, res);
+        Ok((candle_core::CpuStorage::F32(ys), l1.shape().clone()))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn residual_norm_avx2(n: &ResidualNorm, ys: &mut [f32], res: &[f32]) {
+    residual_norm_any(n, ys, res)
+}
+
+#[inline(always)]
+fn residual_norm_any(n: &ResidualNorm, ys: &mut [f32], res: &[f32]) {
+    let h = n.gamma.len();
+    for (y, r) in ys.chunks_exact_mut(h).zip(res.chunks_exact(h)) {
+        add_assign(y, r);
+        if let Some(b) = &n.bias {
+            add_assign(y, b);
+        }
+        let mean = y.iter().sum::<f32>() / h as f32;
+        let var = y.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
+        let inv = 1.0 / (var + n.eps).sqrt();
+        for ((v, g), b) in y.iter_mut().zip(&n.gamma).zip(&n.beta) {
+            *v = (*v - mean) * inv * g + b;
+        }
+    }
+}

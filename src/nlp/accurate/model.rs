@@ -10,11 +10,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{linear, Linear, VarBuilder};
 use tokenizers::Tokenizer;
 
-use super::bert::{attention_mask, softmax, Bert, BertConfig, Dropout};
+use super::bert::{softmax, Bert, BertConfig, Packed};
 use super::AccurateError;
 
 /// The base files the model reads, all in one directory.
@@ -218,6 +218,7 @@ pub struct AccurateModel {
     /// Each target is read in its own pass with its pieces marked (see [`MARKED`]); else one pass per
     /// sentence serves all its targets.
     pub marked: bool,
+    pub packed: Packed,
     device: Device,
 }
 
@@ -296,7 +297,9 @@ impl AccurateModel {
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let bert = Bert::load(vb.clone(), &config).map_err(AccurateError::Candle)?;
         let head = load_head(vb, config.hidden_size).map_err(AccurateError::Candle)?;
+        let packed = Packed::new(&bert).map_err(AccurateError::Candle)?;
         Ok(Self {
+            packed,
             bert,
             head,
             tokens: Tokens::load(base_dir, max_tokens)?,
@@ -308,8 +311,7 @@ impl AccurateModel {
     }
 
     /// Probabilities (against, neutral, favor) of every target of every sentence; None for a target cut off
-    /// by the length cap. Sentences are sorted by length and run `max_batch` at a time, each batch padded
-    /// to its longest sentence.
+    /// by the length cap. Sentences are run `max_batch` at a time, packed end to end (see [`Packed`]).
     pub fn probabilities(
         &self,
         sentences: &[SentenceTargets],
@@ -335,10 +337,9 @@ impl AccurateModel {
                 }
             }
         }
-        rows.sort_by_key(|(e, _)| e.ids.len());
         for chunk in rows.chunks(max_batch.max(1)) {
             let batch: Vec<&Encoded> = chunk.iter().map(|(e, _)| e).collect();
-            let probs = self.batch_probabilities(&batch, None)?;
+            let probs = self.batch_probabilities(&batch)?;
             for ((i, t), p) in chunk.iter().flat_map(|(_, o)| o.iter()).zip(probs) {
                 out[*i][*t] = Some(p);
             }
@@ -346,31 +347,71 @@ impl AccurateModel {
         Ok(out)
     }
 
-    fn batch_probabilities(
-        &self,
-        batch: &[&Encoded],
-        dropout: Option<&mut Dropout>,
-    ) -> Result<Vec<[f32; 3]>, AccurateError> {
+    fn batch_probabilities(&self, batch: &[&Encoded]) -> Result<Vec<[f32; 3]>, AccurateError> {
         let run = || -> candle_core::Result<Vec<[f32; 3]>> {
-            let (ids, types, valid) = batch_tensors(batch, &self.device)?;
-            let mask = attention_mask(&valid)?;
-            let h = self.bert.embed(&ids, &types)?;
+            let lens: Vec<usize> = batch.iter().map(|e| e.ids.len()).collect();
+            let ids: Vec<u32> = batch.iter().flat_map(|e| e.ids.iter().copied()).collect();
+            let types: Vec<u32> = batch.iter().flat_map(|e| e.types.iter().copied()).collect();
+            let keep: Vec<Vec<usize>> = batch.iter().map(|e| head_rows(e)).collect();
             let h = self
-                .bert
-                .layers(&h, &mask, 0, self.bert.layers.len(), dropout)?;
-            let logits = self.head.forward(&target_features(&h, batch)?)?;
+                .packed
+                .forward(&self.bert, &ids, &types, &lens, Some(&keep))?;
+            let logits = self
+                .head
+                .forward(&kept_target_features(&h, batch, &keep)?)?;
             let offsets = Tensor::new(&self.offsets, &self.device)?;
             let probs = softmax(&logits.broadcast_add(&offsets)?)?;
-            let n = probs.dim(0)?;
-            (0..n)
-                .map(|i| {
-                    let v: Vec<f32> = probs.i(i)?.to_vec1()?;
-                    Ok([v[0], v[1], v[2]])
-                })
-                .collect()
+            Ok(probs
+                .to_vec2::<f32>()?
+                .into_iter()
+                .map(|v| [v[0], v[1], v[2]])
+                .collect())
         };
         run().map_err(AccurateError::Candle)
     }
+}
+
+/// The positions of a sentence the head reads: `[CLS]` and every target piece, in order.
+pub fn head_rows(e: &Encoded) -> Vec<usize> {
+    let mut rows: Vec<usize> = std::iter::once(0)
+        .chain(e.targets.iter().flatten().flatten().copied())
+        .collect();
+    rows.sort_unstable();
+    rows.dedup();
+    rows
+}
+
+/// [`target_features`] over the hidden states of the rows `keep` (see [`head_rows`]) of `batch`'s
+/// sentences, laid end to end.
+pub fn kept_target_features(
+    hidden: &Tensor,
+    batch: &[&Encoded],
+    keep: &[Vec<usize>],
+) -> candle_core::Result<Tensor> {
+    let (_, h) = hidden.dims2()?;
+    let rows = hidden.flatten_all()?.to_vec1::<f32>()?;
+    let mut features = Vec::new();
+    let mut start = 0;
+    for (e, kept) in batch.iter().zip(keep) {
+        let row = |p: usize| -> &[f32] {
+            let i = kept.binary_search(&p).expect("the head's rows are kept");
+            &rows[(start + i) * h..][..h]
+        };
+        for pieces in e.targets.iter().flatten() {
+            features.extend_from_slice(row(0));
+            let mut mean = vec![0f32; h];
+            for &p in pieces {
+                for (m, x) in mean.iter_mut().zip(row(p)) {
+                    *m += x;
+                }
+            }
+            let w = 1.0 / pieces.len() as f32;
+            features.extend(mean.iter().map(|m| m * w));
+        }
+        start += kept.len();
+    }
+    let n = features.len() / (2 * h);
+    Tensor::from_vec(features, (n, 2 * h), hidden.device())
 }
 
 /// Where the base weights are expected when nothing else is configured.

@@ -336,3 +336,182 @@ fn base_encoder_matches_the_reference_embeddings() {
     eprintln!("cosine praised/criticised {close:.3}, praised/weather {far:.3}");
     assert!(close > 0.6 && far < 0.3, "{close} {far}");
 }
+
+/// Articles per second through the accurate pipeline: the example articles repeated to 210, analysed by
+/// two threads as the service's NLP workers would. Timing only, so ignored by default:
+/// `cargo test --release --lib -- --ignored accurate_throughput --nocapture`.
+#[test]
+#[ignore]
+fn accurate_throughput() {
+    if model().is_none() {
+        return;
+    }
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/articles.jsonl"
+    ))
+    .unwrap();
+    let examples: Vec<(String, String)> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["title"].as_str().unwrap_or_default().to_string(),
+                v["body"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let articles: Vec<&(String, String)> = examples.iter().cycle().take(210).collect();
+    let options = AccurateOptions::default();
+    let threads = std::env::var("THROUGHPUT_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2usize);
+    let accurate = Accurate::load(&base_dir(), options.clone()).expect("weights are there");
+    let pipeline = Pipeline::new().with_accurate(accurate);
+    let analyze = |(title, body): &(String, String)| {
+        pipeline.analyze(&Document {
+            title: Some(title),
+            body,
+            declared_language: Some("en"),
+        })
+    };
+    // Warm-up, so allocation and page faults of the first batches are not counted.
+    for a in &examples[..2] {
+        analyze(a);
+    }
+    let before = accurate_stats_sentences(&pipeline);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let cpu_before = process_cpu_seconds();
+    let start = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(a) = articles.get(i) else { break };
+                analyze(a);
+            });
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds() - cpu_before;
+    let sentences = accurate_stats_sentences(&pipeline) - before;
+    let stats = pipeline.accurate().unwrap().batcher().stats();
+    eprintln!(
+        "accurate throughput ({threads} threads, max_sentences {}, max_batch {}): {} articles in {secs:.2} s = \
+         {:.1} articles/s, {:.1} sentences/s ({sentences} sentences, {} batches); {:.1} ms CPU an article",
+        options.max_sentences,
+        options.max_batch,
+        articles.len(),
+        articles.len() as f64 / secs,
+        sentences as f64 / secs,
+        stats.batches.load(std::sync::atomic::Ordering::Relaxed),
+        1000.0 * cpu / articles.len() as f64,
+    );
+}
+
+/// User and system CPU time of this process so far (from /proc, in clock ticks of 10 ms): beside wall
+/// time, a figure that others' work on the same cores disturbs less.
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are the 14th and 15th fields, the 12th and 13th after the command name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The packed inference path gives the padded training path's hidden states and target features, over a
+/// batch of sentences of different lengths, and its erf is libm's to float precision.
+#[test]
+fn packed_inference_matches_the_padded_path() {
+    let Some(model) = model() else { return };
+    let Some(text) = read("newsmtsc/dev-mt.jsonl") else {
+        return;
+    };
+    for i in -800..=800 {
+        let x = i as f32 / 100.0;
+        let want = libm_erf(x);
+        assert!(
+            (bert::erf(x) - want).abs() < 1e-6,
+            "erf({x}) {} vs {want}",
+            bert::erf(x)
+        );
+    }
+    let sentences = parse_newsmtsc(&text).unwrap();
+    let (inputs, _) = train::mtsc_targets(&sentences[..12]);
+    let encoded: Vec<model::Encoded> = inputs
+        .iter()
+        .map(|s| model.tokens.encode(s).unwrap())
+        .collect();
+    let batch: Vec<&model::Encoded> = encoded.iter().collect();
+    let device = candle_core::Device::Cpu;
+    let (ids, types, valid) = model::batch_tensors(&batch, &device).unwrap();
+    let mask = bert::attention_mask(&valid).unwrap();
+    let n_layers = model.bert.layers.len();
+    let padded = model
+        .bert
+        .layers(
+            &model.bert.embed(&ids, &types).unwrap(),
+            &mask,
+            0,
+            n_layers,
+            None,
+        )
+        .unwrap();
+    let lens: Vec<usize> = batch.iter().map(|e| e.ids.len()).collect();
+    let flat_ids: Vec<u32> = batch.iter().flat_map(|e| e.ids.clone()).collect();
+    let flat_types: Vec<u32> = batch.iter().flat_map(|e| e.types.clone()).collect();
+    let packed = model
+        .packed
+        .forward(&model.bert, &flat_ids, &flat_types, &lens, None)
+        .unwrap();
+    let padded_rows: Vec<Vec<Vec<f32>>> = padded.to_vec3().unwrap();
+    let packed_rows: Vec<Vec<f32>> = packed.to_vec2().unwrap();
+    let mut diff = 0f32;
+    let mut r = 0;
+    for (b, &len) in lens.iter().enumerate() {
+        for row in &padded_rows[b][..len] {
+            for (x, y) in row.iter().zip(&packed_rows[r]) {
+                diff = diff.max((x - y).abs());
+            }
+            r += 1;
+        }
+    }
+    let features =
+        |t: candle_core::Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+    let a = features(model::target_features(&padded, &batch).unwrap());
+    let keep: Vec<Vec<usize>> = batch.iter().map(|e| model::head_rows(e)).collect();
+    let kept = model
+        .packed
+        .forward(&model.bert, &flat_ids, &flat_types, &lens, Some(&keep))
+        .unwrap();
+    let b = features(model::kept_target_features(&kept, &batch, &keep).unwrap());
+    assert_eq!(a.len(), b.len());
+    let fdiff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    eprintln!("lengths {lens:?}: largest hidden difference {diff}, feature difference {fdiff}");
+    assert!(diff < 1e-4 && fdiff < 1e-4, "{diff} {fdiff}");
+}
+
+/// erf in double precision (the C library's), as the reference.
+fn libm_erf(x: f32) -> f32 {
+    extern "C" {
+        fn erf(x: f64) -> f64;
+    }
+    // SAFETY: a pure function of a double.
+    unsafe { erf(x as f64) as f32 }
+}
