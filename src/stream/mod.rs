@@ -11,6 +11,7 @@ pub mod offsets;
 pub mod records;
 mod runner;
 mod sink;
+mod workers;
 
 pub use records::{InputRecord, OutputTopics};
 pub use runner::{RunSummary, RunningService, Service, StopHandle, StreamError};

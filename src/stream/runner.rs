@@ -5,8 +5,8 @@
 //! inside `poll`. Keeping the consumer off the async reactor lets the rebalance barrier block while it waits
 //! for in-flight work, without stalling the tasks that are finishing that work.
 //!
-//! A processing task parses the record and runs the NLP pipeline on tokio's blocking pool (at most `workers`
-//! at a time, so polling and heartbeats never wait for a CPU-bound article), produces the outputs with the
+//! A processing task parses the record and runs the NLP pipeline on one of the `workers` NLP threads
+//! ([`NlpWorkers`], so polling and heartbeats never wait for a CPU-bound article), produces the outputs with the
 //! idempotent producer, waits for every acknowledgement, and only then marks its offset done in the
 //! [`OffsetTracker`]. The consumer thread commits the done prefix of each partition every `commit_interval`.
 //!
@@ -28,13 +28,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::FutureProducer;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use super::context::{ConsumerCtx, ProducerCtx, Shared};
 use super::offsets::OffsetTracker;
 use super::records::{dlq_record, enriched_records, output_rejected, InputRecord, OutputTopics};
 use super::sink::{deliver_all, Backoff, DeliveryError, Origin, OutRecord};
+use super::workers::NlpWorkers;
 use crate::article::{Article, Limits, Rejection};
 use crate::config::Config;
 use crate::enriched::{enrich, load_pipeline_for, Analyze, EnrichedArticle};
@@ -70,6 +71,8 @@ pub enum StreamError {
     },
     #[error("the Kafka producer failed fatally ({0}); the service stopped without committing unacknowledged work and will resume from the last commit when restarted")]
     ProducerFatal(String),
+    #[error("could not start the NLP worker threads: {0}")]
+    Workers(std::io::Error),
     #[error("the consumer thread panicked; uncommitted work will be redelivered on restart")]
     ConsumerPanicked,
     #[error(transparent)]
@@ -199,7 +202,7 @@ impl Service {
             limits: Limits {
                 max_body_bytes: config.processing.max_article_bytes,
             },
-            nlp_slots: Arc::new(Semaphore::new(config.workers())),
+            nlp: NlpWorkers::start(config.workers()).map_err(StreamError::Workers)?,
             backoff: Backoff {
                 initial: Duration::from_millis(config.processing.retry_backoff_initial_ms),
                 max: Duration::from_millis(config.processing.retry_backoff_max_ms),
@@ -303,7 +306,7 @@ struct TaskCtx {
     producer: FutureProducer<ProducerCtx>,
     topics: OutputTopics,
     limits: Limits,
-    nlp_slots: Arc<Semaphore>,
+    nlp: NlpWorkers,
     backoff: Backoff,
     fatal: Mutex<Option<String>>,
     /// Input bytes of the records between `dispatch` and the end of `process`.
@@ -571,20 +574,14 @@ async fn process(ctx: Arc<TaskCtx>, input: Arc<InputRecord>, generation: u64) {
     let (partition, offset) = (input.partition, input.offset);
 
     let analysis = {
-        let _permit = ctx
-            .nlp_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the NLP semaphore is never closed");
         let (ctx2, input2) = (ctx.clone(), input.clone());
-        tokio::task::spawn_blocking(move || analyze(&ctx2, &input2)).await
+        ctx.nlp.run(move || analyze(&ctx2, &input2)).await
     };
-    let result = analysis.unwrap_or_else(|join_error| {
+    let result = analysis.unwrap_or_else(|lost| {
         // `analyze` catches panics of the pipeline itself; this is a panic outside it.
         Err(Rejection::new(
             crate::article::RejectReason::NlpPanic,
-            format!("processing task failed: {join_error}"),
+            format!("processing task failed: {lost}"),
         ))
     });
 
