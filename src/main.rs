@@ -73,8 +73,9 @@ enum Command {
     /// Measure throughput, latency and memory: the NLP pipeline alone, then the whole service through an
     /// in-process mock Kafka cluster (see BENCHMARKS.md).
     Bench {
-        /// Articles in the corpus (a mix of briefs, articles and long reads cut from the examples).
-        #[arg(long, default_value_t = 600)]
+        /// Articles in the corpus (a mix of briefs, articles and long reads cut from the examples); enough for
+        /// several seconds end to end, so that the group's first fetches do not weigh on the rate.
+        #[arg(long, default_value_t = 3000)]
         articles: usize,
         /// Thread counts to measure (NLP threads, and the service's NLP workers).
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
@@ -93,11 +94,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "both")]
         mode: BenchMode,
         /// Accurate mode: articles in its (smaller) corpus.
-        #[arg(long, default_value_t = 120)]
+        #[arg(long, default_value_t = 200)]
         accurate_articles: usize,
         /// Accurate mode: the base weights.
         #[arg(long, default_value = "models/base/all-minilm-l6-v2")]
         base_dir: PathBuf,
+        /// Accurate mode: sentences the transformer reads per article (default: nlp.accurate.max_sentences).
+        #[arg(long)]
+        max_sentences: Option<usize>,
     },
     /// Start an in-process mock Kafka cluster, publish the example articles, run the service against it and
     /// print the events it emits.
@@ -285,6 +289,7 @@ fn main() -> ExitCode {
             mode,
             accurate_articles,
             base_dir,
+            max_sentences,
         } => {
             init_logging(cli.log_format.unwrap_or(LogFormat::Human), "warn");
             let options = stancewatch::bench::BenchOptions {
@@ -293,7 +298,14 @@ fn main() -> ExitCode {
                 latency_seconds,
                 repeats,
             };
-            bench(options, json, mode, accurate_articles, &base_dir)
+            bench(
+                options,
+                json,
+                mode,
+                accurate_articles,
+                &base_dir,
+                max_sentences,
+            )
         }
         Command::Demo { serve, listen } => {
             init_logging(
@@ -1458,6 +1470,7 @@ fn bench(
     mode: BenchMode,
     accurate_articles: usize,
     base_dir: &Path,
+    max_sentences: Option<usize>,
 ) -> Result<ExitCode> {
     use stancewatch::bench;
     if options.articles < 2 || options.threads.is_empty() || options.threads.contains(&0) {
@@ -1471,7 +1484,7 @@ fn bench(
         reports.insert("fast".into(), serde_json::to_value(&report)?);
     }
     if mode != BenchMode::Fast {
-        match accurate_pipeline(base_dir) {
+        match accurate_pipeline(base_dir, max_sentences) {
             Ok(pipeline) => {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
                 let accurate = bench::BenchOptions {
@@ -1496,10 +1509,13 @@ fn bench(
 }
 
 /// The accurate-mode pipeline as the service would load it with `nlp.mode = "accurate"` and `base_dir`.
-fn accurate_pipeline(base_dir: &Path) -> Result<Pipeline> {
+fn accurate_pipeline(base_dir: &Path, max_sentences: Option<usize>) -> Result<Pipeline> {
     let mut nlp = Config::defaults().nlp;
     nlp.mode = stancewatch::config::NlpMode::Accurate;
     nlp.accurate.base_dir = base_dir.to_path_buf();
+    if let Some(m) = max_sentences {
+        nlp.accurate.max_sentences = m;
+    }
     Ok(stancewatch::enriched::load_pipeline_for(&nlp)?)
 }
 
