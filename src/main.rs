@@ -16,7 +16,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use stancewatch::article::{Article, Limits};
 use stancewatch::config::{Config, LogFormat};
-use stancewatch::enriched::{enrich, load_pipeline, EnrichedArticle, EntityStanceRecord};
+use stancewatch::enriched::{enrich, EnrichedArticle, EntityStanceRecord};
 use stancewatch::nlp::lexicon::Lexicon;
 use stancewatch::nlp::{stance, Document, Pipeline, StanceLabel};
 use stancewatch::stream::mock::{publish_all, MockKafka, Publish};
@@ -59,6 +59,12 @@ enum Command {
         /// A knowledge-base file of your own entities (JSON Lines, kb/ format); repeatable.
         #[arg(long = "kb", value_name = "FILE")]
         knowledge_base_files: Vec<PathBuf>,
+        /// `fast` (linear models) or `accurate` (the fine-tuned transformer; needs scripts/fetch-minilm.sh).
+        #[arg(long, value_enum, default_value = "fast")]
+        mode: Mode,
+        /// Accurate: the base weights.
+        #[arg(long, default_value = "models/base/all-minilm-l6-v2")]
+        base_dir: PathBuf,
     },
     /// Train a model: `train ner` (CoNLL-2003) or `train stance` (NewsMTSC).
     Train {
@@ -271,12 +277,21 @@ fn main() -> ExitCode {
             input,
             max_article_bytes,
             knowledge_base_files,
+            mode,
+            base_dir,
         } => {
             init_logging(cli.log_format.unwrap_or(LogFormat::Human), "warn");
             let limits = Limits {
                 max_body_bytes: max_article_bytes,
             };
-            process(input.as_deref(), limits, &knowledge_base_files)
+            let mut nlp = Config::defaults().nlp;
+            nlp.knowledge_base_files = knowledge_base_files;
+            nlp.mode = match mode {
+                Mode::Fast => stancewatch::config::NlpMode::Fast,
+                Mode::Accurate => stancewatch::config::NlpMode::Accurate,
+            };
+            nlp.accurate.base_dir = base_dir;
+            process(input.as_deref(), limits, &nlp)
         }
         Command::Train { what } => train(what),
         Command::Eval { what } => eval(what),
@@ -397,9 +412,9 @@ async fn stop_on_signal(service: RunningService) -> Result<stancewatch::stream::
 fn process(
     input: Option<&Path>,
     limits: Limits,
-    knowledge_base_files: &[PathBuf],
+    nlp: &stancewatch::config::NlpConfig,
 ) -> Result<ExitCode> {
-    let pipeline = load_pipeline(knowledge_base_files)?;
+    let pipeline = stancewatch::enriched::load_pipeline_for(nlp)?;
     let reader: Box<dyn Read> = match input {
         None => Box::new(std::io::stdin().lock()),
         Some(p) if p == Path::new("-") => Box::new(std::io::stdin().lock()),
