@@ -177,7 +177,7 @@ impl Metrics {
             )),
             paused: reg!(IntGauge::new(
                 name("consumer_paused"),
-                "1 while consumption is paused because max_in_flight articles or max_in_flight_bytes are waiting."
+                "1 while max_in_flight articles or max_in_flight_bytes stop consumption (the loop holds, and pauses the partitions if it lasts a second)."
             )),
             assigned_partitions: reg!(IntGauge::new(
                 name("assigned_partitions"),

@@ -438,6 +438,8 @@ fn consumer_loop(
             at_limit_since = None;
             Instant::now()
         };
+        // Consumption is stopped by backpressure whether the loop holds or has paused the partitions.
+        metrics.paused.set(i64::from(at_limit));
         let holding = at_limit && since.elapsed() < HOLD_BEFORE_PAUSE;
         if holding {
             tracker.wait_for_progress(Duration::from_millis(5));
@@ -454,7 +456,6 @@ fn consumer_loop(
                 );
             }
             applied = Some((epoch, pause));
-            metrics.paused.set(i64::from(pause));
         }
 
         match consumer.poll(POLL_INTERVAL) {
