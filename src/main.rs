@@ -1131,6 +1131,36 @@ fn train_accurate(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints `eval stance`'s scores over (gold, predicted) pairs, and with `json` the same as one JSON object
+/// (with `mode` when one is named).
+fn report_stance_eval(
+    file: &Path,
+    mode: Option<&str>,
+    pairs: &[(StanceLabel, StanceLabel)],
+    sentences: usize,
+    elapsed: f64,
+    json: bool,
+) -> Result<ExitCode> {
+    let scores = stance::train::scores(pairs);
+    let per_second = sentences as f64 / elapsed.max(1e-9);
+    let title = match mode {
+        Some(m) => format!("{} ({m})", file.display()),
+        None => file.display().to_string(),
+    };
+    print_scores(&title, &scores);
+    println!("{sentences} sentences in {elapsed:.3} s: {per_second:.0} sentences/s");
+    if json {
+        let mut v = serde_json::to_value(&scores)?;
+        if let Some(m) = mode {
+            v["mode"] = m.into();
+        }
+        v["sentences"] = sentences.into();
+        v["sentences_per_second"] = ((per_second * 10.0).round() / 10.0).into();
+        println!("{}", serde_json::to_string(&v)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The accurate-mode model for an evaluation: the base weights with the embedded adapter or `adapter`.
 #[cfg(feature = "accurate")]
 fn load_accurate(
@@ -1166,22 +1196,14 @@ fn eval(what: EvalWhat) -> Result<ExitCode> {
                 let started = Instant::now();
                 let pairs =
                     stancewatch::nlp::accurate::train::predict_mtsc(&accurate, &sentences, 64)?;
-                let elapsed = started.elapsed().as_secs_f64();
-                let scores = stance::train::scores(&pairs);
-                let per_second = sentences.len() as f64 / elapsed.max(1e-9);
-                print_scores(&format!("{} (accurate)", newsmtsc.display()), &scores);
-                println!(
-                    "{} sentences in {elapsed:.3} s: {per_second:.0} sentences/s",
-                    sentences.len()
-                );
-                if json {
-                    let mut v = serde_json::to_value(&scores)?;
-                    v["mode"] = "accurate".into();
-                    v["sentences"] = sentences.len().into();
-                    v["sentences_per_second"] = ((per_second * 10.0).round() / 10.0).into();
-                    println!("{}", serde_json::to_string(&v)?);
-                }
-                Ok(ExitCode::SUCCESS)
+                report_stance_eval(
+                    &newsmtsc,
+                    Some("accurate"),
+                    &pairs,
+                    sentences.len(),
+                    started.elapsed().as_secs_f64(),
+                    json,
+                )
             }
             #[cfg(not(feature = "accurate"))]
             {
@@ -1202,21 +1224,14 @@ fn eval(what: EvalWhat) -> Result<ExitCode> {
             let started = Instant::now();
             let examples = stance::train::examples(&lexicon, &sentences, model.bits);
             let pairs = stance::train::predict_all(&model, &examples);
-            let elapsed = started.elapsed().as_secs_f64();
-            let scores = stance::train::scores(&pairs);
-            let per_second = sentences.len() as f64 / elapsed.max(1e-9);
-            print_scores(&format!("{}", newsmtsc.display()), &scores);
-            println!(
-                "{} sentences in {elapsed:.3} s: {per_second:.0} sentences/s",
-                sentences.len()
-            );
-            if json {
-                let mut v = serde_json::to_value(&scores)?;
-                v["sentences"] = sentences.len().into();
-                v["sentences_per_second"] = ((per_second * 10.0).round() / 10.0).into();
-                println!("{}", serde_json::to_string(&v)?);
-            }
-            Ok(ExitCode::SUCCESS)
+            report_stance_eval(
+                &newsmtsc,
+                None,
+                &pairs,
+                sentences.len(),
+                started.elapsed().as_secs_f64(),
+                json,
+            )
         }
         EvalWhat::Persent {
             csv,
