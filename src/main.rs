@@ -1076,7 +1076,7 @@ fn train_accurate(
             bar.set_message("caching the frozen layers");
             if !terminal && (done == total || done % 1024 < 64) {
                 eprintln!(
-                    "[{:>5.0} s] cached {done}/{total} sentences",
+                    "[{:>5.0} s] cached {done}/{total} rows",
                     started.elapsed().as_secs_f64()
                 );
             }

@@ -91,7 +91,7 @@ impl EntityType {
 }
 
 /// Which field of the article a mention's offsets point into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Field {
     #[default]

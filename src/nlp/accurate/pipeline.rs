@@ -2,12 +2,15 @@
 //! the fast model's before the article-level aggregation.
 //!
 //! The fast path still finds the (entity, sentence) pairs with their speaker, quotation and pronoun flags
-//! (`stance::mention_stances`); the transformer then re-reads up to `max_sentences` of those sentences per
-//! article, and its probabilities replace the fast model's for the mentions there. Which sentences: the title
-//! first, then the entities' sentences in rounds (each entity's first sentence, most-mentioned entity first,
-//! then each one's second, ...), so every entity gets a transformer reading before any gets many. Mentions in
-//! sentences beyond the cap, and targets cut off by the token cap, keep the fast reading. One sentence naming
-//! several entities is one forward pass. The aggregator over the readings is refitted for accurate mode.
+//! (`stance::mention_stances`); the transformer then re-reads up to `max_sentences` of them per article, and
+//! its probabilities replace the fast model's for the mentions it read. What one reading is depends on the
+//! adapter: with a marked-target adapter (the target's word pieces marked in the input, see
+//! [`super::model::MARKED`]) it is one (sentence, entity) pair, one forward pass each; with a pooled one it is
+//! a sentence, one pass for every entity it names. Either way the budget counts forward passes, so the cost
+//! per article stays bounded. Which readings: the title first, then the entities' sentences in rounds (each
+//! entity's first sentence, most-mentioned entity first, then each one's second, ...), so every entity gets
+//! a transformer reading before any gets many. Mentions beyond the cap, and targets cut off by the token cap,
+//! keep the fast reading. The aggregator over the readings is refitted for accurate mode.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -25,7 +28,8 @@ use super::AccurateError;
 pub struct AccurateOptions {
     /// Sentences per forward pass.
     pub max_batch: usize,
-    /// Sentences the transformer reads per article (0: all entity-bearing sentences).
+    /// Forward passes per article (0: no limit): sentences, or (sentence, entity) pairs with a
+    /// marked-target adapter (see the module doc).
     pub max_sentences: usize,
     /// Word pieces per sentence.
     pub max_tokens: usize,
@@ -45,6 +49,8 @@ impl Default for AccurateOptions {
 pub struct Accurate {
     batcher: Batcher,
     options: AccurateOptions,
+    /// The adapter reads one target per pass (see [`super::model::MARKED`]).
+    marked: bool,
 }
 
 /// Weights of the article-level aggregator over transformer readings, `[class][feature]` as in
@@ -77,9 +83,11 @@ impl Accurate {
         options: AccurateOptions,
     ) -> Result<Self, AccurateError> {
         let model = AccurateModel::load(base_dir, adapter, options.max_tokens)?;
+        let marked = model.marked;
         Ok(Self {
             batcher: Batcher::start(model, options.max_batch),
             options,
+            marked,
         })
     }
 
@@ -99,10 +107,20 @@ impl Accurate {
         entities: &mut [Entity],
     ) -> (Vec<MentionStance>, Option<AccurateError>) {
         let mut mentions = stance::mention_stances(lexicon, fast, body, title, entities);
-        let selected = select(&mentions, entities.len(), self.options.max_sentences);
+        let selected = select(
+            &mentions,
+            entities.len(),
+            self.options.max_sentences,
+            self.marked,
+        );
         let mut inputs = Vec::with_capacity(selected.len());
         let mut owners: Vec<Vec<usize>> = Vec::with_capacity(selected.len());
-        for &(field, s) in &selected {
+        for &Reading {
+            field,
+            sentence: s,
+            entity,
+        } in &selected
+        {
             let Some(view) = (match field {
                 Field::Body => Some(body),
                 Field::Title => title,
@@ -114,7 +132,7 @@ impl Accurate {
             let mut targets = Vec::new();
             let mut mine = Vec::new();
             for (i, m) in mentions.iter().enumerate() {
-                if m.field != field || m.sentence != s {
+                if m.field != field || m.sentence != s || entity.is_some_and(|e| m.entity != e) {
                     continue;
                 }
                 let spans = m
@@ -160,41 +178,61 @@ impl Accurate {
     }
 }
 
-/// The (field, sentence) pairs the transformer reads: title sentences first, then each entity's sentences in
-/// rounds, most-mentioned entity first, until `max` (0: no limit).
-pub fn select(mentions: &[MentionStance], n_entities: usize, max: usize) -> Vec<(Field, usize)> {
+/// One transformer reading: a sentence, and with a marked-target adapter the one entity it is read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Reading {
+    pub field: Field,
+    pub sentence: usize,
+    /// `Some` when the reading is for one entity (marked-target adapters), `None` for all in the sentence.
+    pub entity: Option<usize>,
+}
+
+/// The readings the transformer makes: the title first, then each entity's sentences in rounds,
+/// most-mentioned entity first, until `max` (0: no limit). `per_entity` makes each (sentence, entity) pair a
+/// reading of its own; otherwise a sentence is read once for all its entities.
+pub fn select(
+    mentions: &[MentionStance],
+    n_entities: usize,
+    max: usize,
+    per_entity: bool,
+) -> Vec<Reading> {
     let limit = if max == 0 { usize::MAX } else { max };
-    let mut chosen: Vec<(Field, usize)> = Vec::new();
-    let mut seen: HashSet<(bool, usize)> = HashSet::new();
-    let mut add = |key: (Field, usize), chosen: &mut Vec<(Field, usize)>| {
-        if chosen.len() < limit && seen.insert((key.0 == Field::Title, key.1)) {
-            chosen.push(key);
+    let mut chosen: Vec<Reading> = Vec::new();
+    let mut seen: HashSet<Reading> = HashSet::new();
+    let mut add = |field: Field, sentence: usize, entity: usize, chosen: &mut Vec<Reading>| {
+        let reading = Reading {
+            field,
+            sentence,
+            entity: per_entity.then_some(entity),
+        };
+        if chosen.len() < limit && seen.insert(reading) {
+            chosen.push(reading);
         }
     };
     for m in mentions.iter().filter(|m| m.field == Field::Title) {
-        add((m.field, m.sentence), &mut chosen);
+        add(m.field, m.sentence, m.entity, &mut chosen);
     }
     // Each entity's body sentences in order, named ones before pronoun-only ones.
-    let mut per_entity: Vec<Vec<usize>> = vec![Vec::new(); n_entities];
+    let mut sentences_of: Vec<Vec<usize>> = vec![Vec::new(); n_entities];
     for m in mentions
         .iter()
         .filter(|m| m.field == Field::Body && !m.pronoun)
     {
-        per_entity[m.entity].push(m.sentence);
+        sentences_of[m.entity].push(m.sentence);
     }
     for m in mentions
         .iter()
         .filter(|m| m.field == Field::Body && m.pronoun)
     {
-        per_entity[m.entity].push(m.sentence);
+        sentences_of[m.entity].push(m.sentence);
     }
     let mut order: Vec<usize> = (0..n_entities).collect();
-    order.sort_by_key(|&e| std::cmp::Reverse(per_entity[e].len()));
-    let rounds = per_entity.iter().map(Vec::len).max().unwrap_or(0);
+    order.sort_by_key(|&e| std::cmp::Reverse(sentences_of[e].len()));
+    let rounds = sentences_of.iter().map(Vec::len).max().unwrap_or(0);
     for r in 0..rounds {
         for &e in &order {
-            if let Some(&s) = per_entity[e].get(r) {
-                add((Field::Body, s), &mut chosen);
+            if let Some(&s) = sentences_of[e].get(r) {
+                add(Field::Body, s, e, &mut chosen);
             }
         }
         if chosen.len() >= limit {

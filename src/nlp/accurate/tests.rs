@@ -10,7 +10,7 @@ use super::super::stance::data::parse_newsmtsc;
 use super::super::stance::train::scores;
 use super::super::stance::MentionStance;
 use super::super::{Document, Field, Pipeline, StanceLabel};
-use super::pipeline::{select, Accurate, AccurateOptions};
+use super::pipeline::{select, Accurate, AccurateOptions, Reading};
 use super::*;
 
 fn base_dir() -> PathBuf {
@@ -92,19 +92,48 @@ fn sentences_are_chosen_title_first_then_each_entity_in_turn() {
         reading(1, Field::Body, 5, false),
         reading(1, Field::Body, 6, false),
     ];
+    let sentence = |field, sentence| Reading {
+        field,
+        sentence,
+        entity: None,
+    };
     assert_eq!(
-        select(&ms, 2, 4),
+        select(&ms, 2, 4, false),
         vec![
-            (Field::Title, 0),
-            (Field::Body, 0),
-            (Field::Body, 5),
-            (Field::Body, 1)
+            sentence(Field::Title, 0),
+            sentence(Field::Body, 0),
+            sentence(Field::Body, 5),
+            sentence(Field::Body, 1)
         ]
     );
     // No cap: every sentence once, the pronoun-only one after the named ones of its entity.
-    let all = select(&ms, 2, 0);
+    let all = select(&ms, 2, 0, false);
     assert_eq!(all.len(), 7);
-    assert_eq!(all.last(), Some(&(Field::Body, 3)));
+    assert_eq!(all.last(), Some(&sentence(Field::Body, 3)));
+}
+
+#[test]
+fn a_marked_adapter_reads_each_entity_of_a_shared_sentence_on_its_own_budget() {
+    // Both entities in body sentences 0 and 1; entity 0 also in 2.
+    let ms = vec![
+        reading(0, Field::Body, 0, false),
+        reading(1, Field::Body, 0, false),
+        reading(0, Field::Body, 1, false),
+        reading(1, Field::Body, 1, false),
+        reading(0, Field::Body, 2, false),
+    ];
+    let pair = |sentence, entity| Reading {
+        field: Field::Body,
+        sentence,
+        entity: Some(entity),
+    };
+    assert_eq!(
+        select(&ms, 2, 3, true),
+        vec![pair(0, 0), pair(0, 1), pair(1, 0)]
+    );
+    // Read per sentence, the same cap covers every sentence.
+    assert_eq!(select(&ms, 2, 3, false).len(), 3);
+    assert_eq!(select(&ms, 2, 0, true).len(), 5);
 }
 
 #[test]

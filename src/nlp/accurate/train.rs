@@ -270,8 +270,15 @@ pub fn train(
         &config,
     )?;
 
-    // Lower layers once over everything.
-    let total = train.len() + devs.iter().map(Vec::len).sum::<usize>();
+    // Lower layers once over everything: one row per sentence, or per target when targets are marked.
+    let rows = |d: &[MtscSentence]| {
+        if cfg.mark_target {
+            d.iter().map(|s| s.targets.len()).sum()
+        } else {
+            d.len()
+        }
+    };
+    let total = rows(train) + devs.iter().map(|d| rows(d)).sum::<usize>();
     let mut done = 0;
     let mut cache_of = |d: &[MtscSentence]| {
         cache(
