@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
 use super::offsets::OffsetTracker;
+use super::sink::{on_delivery, Delivery};
 use crate::http::Health;
 use crate::metrics::Metrics;
 
@@ -242,5 +244,13 @@ impl ClientContext for ProducerCtx {
 
     fn stats(&self, stats: Statistics) {
         self.shared.metrics.producer_queue.set(stats.msg_cnt as i64);
+    }
+}
+
+impl ProducerContext for ProducerCtx {
+    type DeliveryOpaque = Box<Delivery>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, delivery: Box<Delivery>) {
+        on_delivery(result, &delivery);
     }
 }

@@ -1,14 +1,17 @@
 //! The service loop: consume, process concurrently, produce, commit, rebalance, shut down.
 //!
-//! One dedicated OS thread owns the consumer. It polls, hands each record to a processing task on the tokio
-//! runtime, applies backpressure, and commits; every librdkafka callback (rebalance, commit, stats) runs on it,
-//! inside `poll`. Keeping the consumer off the async reactor lets the rebalance barrier block while it waits
-//! for in-flight work, without stalling the tasks that are finishing that work.
+//! One dedicated OS thread owns the consumer. It polls, hands each record to the NLP worker threads, applies
+//! backpressure, and commits; every librdkafka callback (rebalance, commit, stats) runs on it, inside `poll`.
+//! Keeping the consumer off the async reactor lets the rebalance barrier block while it waits for in-flight
+//! work, without stalling the threads that are finishing that work.
 //!
-//! A processing task parses the record and runs the NLP pipeline on one of the `workers` NLP threads
-//! ([`NlpWorkers`], so polling and heartbeats never wait for a CPU-bound article), produces the outputs with the
-//! idempotent producer, waits for every acknowledgement, and only then marks its offset done in the
-//! [`OffsetTracker`]. The consumer thread commits the done prefix of each partition every `commit_interval`.
+//! An article's path (see [`process`]): one of the `workers` NLP threads ([`NlpWorkers`], so polling and
+//! heartbeats never wait for a CPU-bound article) parses it, runs the pipeline, serialises the outputs and
+//! hands them to the idempotent producer without waiting. When librdkafka has acknowledged every record, its
+//! polling thread marks the offset done in the [`OffsetTracker`]; the consumer thread commits the done prefix
+//! of each partition every `commit_interval`. Only the exceptions go through the tokio runtime: retrying
+//! outputs the producer gave up on, and dead-lettering rejected articles. The common case thus wakes no task,
+//! which matters on small machines, where every wake-up preempts an NLP thread.
 //!
 //! Backpressure: when `max_in_flight` offsets are consumed but not yet committed, or the articles being
 //! processed hold `max_in_flight_bytes` of input, the loop stops taking records until commits release slots
@@ -27,14 +30,16 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::producer::FutureProducer;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use super::context::{ConsumerCtx, ProducerCtx, Shared};
 use super::offsets::OffsetTracker;
 use super::records::{dlq_record, enriched_records, output_rejected, InputRecord, OutputTopics};
-use super::sink::{deliver_all, Backoff, DeliveryError, Origin, OutRecord};
+use super::sink::{
+    deliver_all, retry_failed, send_all, Backoff, DeliveryError, Failures, Origin, OutRecord,
+    OutputProducer,
+};
 use super::workers::NlpWorkers;
 use crate::article::{Article, Limits, Rejection};
 use crate::config::Config;
@@ -166,7 +171,7 @@ impl Service {
             closing: AtomicBool::new(false),
         });
 
-        let producer: FutureProducer<ProducerCtx> = producer_config(&config)
+        let producer: OutputProducer = producer_config(&config)
             .create_with_context(ProducerCtx {
                 shared: shared.clone(),
             })
@@ -209,9 +214,9 @@ impl Service {
             },
             fatal: Mutex::new(None),
             in_flight_bytes: AtomicUsize::new(0),
+            runtime: tokio::runtime::Handle::current(),
         });
         let stop = Arc::new(AtomicBool::new(false));
-        let runtime = tokio::runtime::Handle::current();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let loop_ctx = ctx.clone();
         let loop_stop = stop.clone();
@@ -221,7 +226,7 @@ impl Service {
             .spawn(move || {
                 let started = Instant::now();
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    consumer_loop(consumer, &loop_ctx, &loop_stop, &processing, &runtime)
+                    consumer_loop(consumer, &loop_ctx, &loop_stop, &processing)
                 }));
                 let result = match result {
                     Ok(r) => r.map(|mut s| {
@@ -299,18 +304,20 @@ impl StopHandle {
     }
 }
 
-/// What every processing task needs.
+/// What the processing of every article needs.
 struct TaskCtx {
     shared: Arc<Shared>,
     analyzer: Arc<dyn Analyze>,
-    producer: FutureProducer<ProducerCtx>,
+    producer: OutputProducer,
     topics: OutputTopics,
     limits: Limits,
     nlp: NlpWorkers,
     backoff: Backoff,
     fatal: Mutex<Option<String>>,
-    /// Input bytes of the records between `dispatch` and the end of `process`.
+    /// Input bytes of the records between `dispatch` and the end of their processing.
     in_flight_bytes: AtomicUsize,
+    /// Where retries and dead-lettering run.
+    runtime: tokio::runtime::Handle,
 }
 
 /// Holds a record's bytes in [`TaskCtx::in_flight_bytes`] until dropped, whichever way processing ends.
@@ -386,7 +393,6 @@ fn consumer_loop(
     ctx: &Arc<TaskCtx>,
     stop: &AtomicBool,
     processing: &crate::config::ProcessingConfig,
-    runtime: &tokio::runtime::Handle,
 ) -> Result<RunSummary, StreamError> {
     let shared = &ctx.shared;
     let tracker = &shared.tracker;
@@ -462,7 +468,7 @@ fn consumer_loop(
             None => {}
             // rdkafka has already passed this error to ConsumerCtx::error, which counts and logs it.
             Some(Err(e)) => debug!(error = %e, "consume error; librdkafka retries by itself"),
-            Some(Ok(msg)) => dispatch(&msg, ctx, runtime),
+            Some(Ok(msg)) => dispatch(&msg, ctx),
         }
         commit_due(&mut last_commit, false);
     }
@@ -533,8 +539,8 @@ fn set_paused(consumer: &BaseConsumer<ConsumerCtx>, paused: bool) {
     }
 }
 
-/// Records the offset and hands the record to a processing task.
-fn dispatch(msg: &BorrowedMessage<'_>, ctx: &Arc<TaskCtx>, runtime: &tokio::runtime::Handle) {
+/// Records the offset and hands the record to the NLP workers.
+fn dispatch(msg: &BorrowedMessage<'_>, ctx: &Arc<TaskCtx>) {
     let shared = &ctx.shared;
     let input = InputRecord {
         topic: msg.topic().to_string(),
@@ -562,105 +568,179 @@ fn dispatch(msg: &BorrowedMessage<'_>, ctx: &Arc<TaskCtx>, runtime: &tokio::runt
     };
     shared.metrics.messages_consumed.inc();
     let held = BytesHeld::new(ctx, input.payload.as_ref().map_or(0, Vec::len));
-    let ctx = ctx.clone();
-    runtime.spawn(async move {
-        process(ctx, Arc::new(input), generation).await;
-        drop(held);
-    });
+    let task = Task {
+        ctx: ctx.clone(),
+        input: Arc::new(input),
+        generation,
+        _held: held,
+    };
+    if let Err(lost) = ctx.nlp.submit(move || process(task)) {
+        // Only when the workers are gone, i.e. the service is stopping: the offset stays uncommitted.
+        error!(%lost, "could not hand the article to an NLP worker; it will be redelivered");
+    }
 }
 
-/// Everything that happens to one record after it is consumed.
-async fn process(ctx: Arc<TaskCtx>, input: Arc<InputRecord>, generation: u64) {
-    let shared = &ctx.shared;
-    let (partition, offset) = (input.partition, input.offset);
+/// One consumed article on its way through the service. Dropping it without [`Task::finish`] leaves its
+/// offset uncommitted, so that the article is redelivered.
+struct Task {
+    ctx: Arc<TaskCtx>,
+    input: Arc<InputRecord>,
+    generation: u64,
+    _held: BytesHeld,
+}
 
-    let analysis = {
-        let (ctx2, input2) = (ctx.clone(), input.clone());
-        ctx.nlp.run(move || analyze(&ctx2, &input2)).await
-    };
-    let result = analysis.unwrap_or_else(|lost| {
+/// Everything that happens to one record after it is consumed, starting on an NLP worker thread: parse,
+/// analyse, serialise, hand the outputs to the producer. The continuation runs on librdkafka's polling thread
+/// when the last output is acknowledged; outputs that failed are retried, and rejected articles
+/// dead-lettered, on the tokio runtime.
+fn process(task: Task) {
+    let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        prepare(&task.ctx, &task.input)
+    }))
+    .unwrap_or_else(|_| {
         // `analyze` catches panics of the pipeline itself; this is a panic outside it.
         Err(Rejection::new(
             crate::article::RejectReason::NlpPanic,
-            format!("processing task failed: {lost}"),
+            "processing panicked outside the NLP pipeline".to_string(),
         ))
     });
-
-    let still_ours = || !shared.is_aborted() && shared.tracker.is_current(partition, generation);
     let produce_started = Instant::now();
-    let outcome = match result {
-        Ok(enriched) => match enriched_records(&input, &enriched, &ctx.topics) {
-            Ok(records) => match deliver(&ctx, &input, &records, &still_ours).await {
-                Ok(()) => {
-                    shared
-                        .metrics
-                        .record_entities(enriched.source.as_deref(), &enriched.entities);
-                    Ok(())
+    let ctx = task.ctx.clone();
+    match prepared {
+        Ok((enriched, records)) => {
+            // Shared with the continuation, which may run before `send_all` returns.
+            let records = Arc::new(records);
+            let refs: Vec<&OutRecord> = records.iter().collect();
+            let records = records.clone();
+            send_all(&ctx.producer, &refs, move |failures| {
+                if failures.is_empty() {
+                    task.delivered(&enriched, produce_started);
+                } else {
+                    let runtime = task.ctx.runtime.clone();
+                    runtime.spawn(task.retry(enriched, records, failures, produce_started));
                 }
-                Err(DeliveryError::Permanent(e)) => Err(output_rejected(e)),
-                Err(other) => return give_up(&ctx, &input, other),
-            },
-            Err(e) => Err(output_rejected(e)),
-        },
-        Err(rejection) => Err(rejection),
-    };
-    let outcome = match outcome {
-        Ok(()) => Some(Outcome::Enriched),
-        Err(rejection) => {
-            warn!(
-                topic = %input.topic,
-                partition,
-                offset,
-                reason = rejection.reason.as_str(),
-                message = %rejection.message,
-                "article rejected; sending it to the dead-letter topic"
-            );
-            let record = dlq_record(&input, &rejection, &ctx.topics);
-            match deliver(&ctx, &input, std::slice::from_ref(&record), &still_ours).await {
-                Ok(()) => {
-                    shared.metrics.dead_lettered(rejection.reason);
-                    Some(Outcome::DeadLettered)
-                }
-                Err(e) => return give_up(&ctx, &input, e),
-            }
+            });
         }
-    };
-    shared
-        .metrics
-        .observe_stage(Stage::Produce, produce_started.elapsed().as_secs_f64());
-    if let Some(outcome) = outcome {
-        shared.metrics.article_done(outcome);
+        Err(rejection) => {
+            ctx.runtime
+                .spawn(task.dead_letter(rejection, produce_started));
+        }
     }
-    if let Some(ts) = input.timestamp {
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        shared
-            .metrics
-            .end_to_end_seconds
-            .observe((now_ms - ts).max(0) as f64 / 1000.0);
-    }
-    shared.tracker.complete(partition, generation, offset);
 }
 
-async fn deliver(
+/// Parse, analyse and serialise, on an NLP worker thread.
+fn prepare(
     ctx: &TaskCtx,
     input: &InputRecord,
-    records: &[OutRecord],
-    still_ours: &impl Fn() -> bool,
-) -> Result<(), DeliveryError> {
-    let origin = Origin {
-        topic: &input.topic,
-        partition: input.partition,
-        offset: input.offset,
-    };
-    deliver_all(
-        &ctx.producer,
-        records,
-        origin,
-        ctx.backoff,
-        &ctx.shared.metrics,
-        still_ours,
-    )
-    .await
+) -> Result<(EnrichedArticle, Vec<OutRecord>), Rejection> {
+    let enriched = analyze(ctx, input)?;
+    let records = enriched_records(input, &enriched, &ctx.topics).map_err(output_rejected)?;
+    Ok((enriched, records))
+}
+
+impl Task {
+    /// The partition is still ours (no rebalance took it since the record was consumed) and no hard stop.
+    fn still_ours(&self) -> bool {
+        let shared = &self.ctx.shared;
+        !shared.is_aborted()
+            && shared
+                .tracker
+                .is_current(self.input.partition, self.generation)
+    }
+
+    fn origin(&self) -> Origin<'_> {
+        Origin {
+            topic: &self.input.topic,
+            partition: self.input.partition,
+            offset: self.input.offset,
+        }
+    }
+
+    /// Every output of an enriched article is acknowledged.
+    fn delivered(self, enriched: &EnrichedArticle, produce_started: Instant) {
+        self.ctx
+            .shared
+            .metrics
+            .record_entities(enriched.source.as_deref(), &enriched.entities);
+        self.finish(Outcome::Enriched, produce_started);
+    }
+
+    /// Produces again the outputs the producer reported as failed.
+    async fn retry(
+        self,
+        enriched: EnrichedArticle,
+        records: Arc<Vec<OutRecord>>,
+        failures: Failures,
+        produce_started: Instant,
+    ) {
+        let ctx = self.ctx.clone();
+        let sent: Vec<&OutRecord> = records.iter().collect();
+        let result = retry_failed(
+            &ctx.producer,
+            sent,
+            failures,
+            self.origin(),
+            ctx.backoff,
+            &ctx.shared.metrics,
+            || self.still_ours(),
+        )
+        .await;
+        match result {
+            Ok(()) => self.delivered(&enriched, produce_started),
+            Err(DeliveryError::Permanent(e)) => {
+                self.dead_letter(output_rejected(e), produce_started).await
+            }
+            Err(other) => give_up(&ctx, &self.input, other),
+        }
+    }
+
+    /// Sends the original record to the dead-letter topic with the reason.
+    async fn dead_letter(self, rejection: Rejection, produce_started: Instant) {
+        let ctx = self.ctx.clone();
+        let input = &self.input;
+        warn!(
+            topic = %input.topic,
+            partition = input.partition,
+            offset = input.offset,
+            reason = rejection.reason.as_str(),
+            message = %rejection.message,
+            "article rejected; sending it to the dead-letter topic"
+        );
+        let record = dlq_record(input, &rejection, &ctx.topics);
+        let result = deliver_all(
+            &ctx.producer,
+            std::slice::from_ref(&record),
+            self.origin(),
+            ctx.backoff,
+            &ctx.shared.metrics,
+            || self.still_ours(),
+        )
+        .await;
+        match result {
+            Ok(()) => {
+                ctx.shared.metrics.dead_lettered(rejection.reason);
+                self.finish(Outcome::DeadLettered, produce_started);
+            }
+            Err(e) => give_up(&ctx, input, e),
+        }
+    }
+
+    /// The article's outcome is on the brokers: count it and mark its offset done.
+    fn finish(self, outcome: Outcome, produce_started: Instant) {
+        let metrics = &self.ctx.shared.metrics;
+        metrics.observe_stage(Stage::Produce, produce_started.elapsed().as_secs_f64());
+        metrics.article_done(outcome);
+        if let Some(ts) = self.input.timestamp {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            metrics
+                .end_to_end_seconds
+                .observe((now_ms - ts).max(0) as f64 / 1000.0);
+        }
+        self.ctx
+            .shared
+            .tracker
+            .complete(self.input.partition, self.generation, self.input.offset);
+    }
 }
 
 /// The outputs could not be delivered and never will be by this instance: the offset stays uncommitted so that
@@ -682,7 +762,7 @@ fn give_up(ctx: &TaskCtx, input: &InputRecord, error: DeliveryError) {
     }
 }
 
-/// Parse and analyse, on a blocking-pool thread.
+/// Parse and analyse, on an NLP worker thread.
 fn analyze(ctx: &TaskCtx, input: &InputRecord) -> Result<EnrichedArticle, Rejection> {
     let metrics = &ctx.shared.metrics;
     let t = Instant::now();

@@ -1,5 +1,12 @@
 //! Producing an article's output records until the brokers acknowledge all of them.
 //!
+//! Records are handed to librdkafka without waiting ([`send_all`]); each carries a small opaque that points
+//! at its article's [`Batch`], and librdkafka's delivery callback (on the producer's polling thread) counts
+//! the acknowledgements down. The last one runs the article's continuation once, with the records that
+//! failed. So an article costs one callback on a thread that is running anyway, not a task wake-up per
+//! record, which is what kept two cores' worth of NLP threads from being preempted thousands of times a
+//! second.
+//!
 //! librdkafka already retries each record for `message.timeout.ms`. When that runs out (a broker outage longer
 //! than the timeout), the article's offset is still uncommitted, so giving up would lose it for good; instead
 //! the records not yet acknowledged are produced again, with capped exponential backoff, for as long as this
@@ -7,13 +14,13 @@
 //! are reported to the caller, which dead-letters the article instead. A fatal producer error (the idempotent
 //! producer's sequence state is broken) ends the service so that Kubernetes restarts it cleanly.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::join_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::util::Timeout;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ThreadedProducer};
 use tracing::warn;
 
 use super::context::ProducerCtx;
@@ -41,6 +48,105 @@ impl OutRecord {
             },
         )
     }
+}
+
+/// The service's producer: librdkafka's, polled by its own thread, which runs the delivery callbacks.
+pub(crate) type OutputProducer = ThreadedProducer<ProducerCtx>;
+
+/// The records of one send that failed, by index into what was sent, with librdkafka's error.
+pub(crate) type Failures = Vec<(usize, KafkaError)>;
+
+type Continuation = Box<dyn FnOnce(Failures) + Send>;
+
+/// The records of one [`send_all`] still waiting for librdkafka's verdict.
+struct Batch {
+    pending: AtomicUsize,
+    failures: Mutex<Failures>,
+    then: Mutex<Option<Continuation>>,
+}
+
+impl Batch {
+    /// Records one record's verdict; the last one runs the continuation.
+    fn settle(&self, index: usize, error: Option<KafkaError>) {
+        if let Some(e) = error {
+            self.failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((index, e));
+        }
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let failures =
+                std::mem::take(&mut *self.failures.lock().unwrap_or_else(|p| p.into_inner()));
+            let then = self.then.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(then) = then {
+                then(failures);
+            }
+        }
+    }
+}
+
+/// The opaque librdkafka carries with each record to its delivery callback.
+pub(crate) struct Delivery {
+    batch: Arc<Batch>,
+    index: usize,
+}
+
+/// librdkafka's verdict on one record (called by [`ProducerCtx`] on the polling thread).
+pub(crate) fn on_delivery(result: &DeliveryResult<'_>, delivery: &Delivery) {
+    let error = result.as_ref().err().map(|(e, _)| e.clone());
+    delivery.batch.settle(delivery.index, error);
+}
+
+/// Hands every record to librdkafka without waiting. `then` runs exactly once, after the last verdict, with
+/// the records that failed: on the polling thread, or on this one if nothing could be queued (a full queue
+/// counts as a failure, for the caller's retry to wait out).
+pub(crate) fn send_all(
+    producer: &OutputProducer,
+    records: &[&OutRecord],
+    then: impl FnOnce(Failures) + Send + 'static,
+) {
+    if records.is_empty() {
+        then(Vec::new());
+        return;
+    }
+    let batch = Arc::new(Batch {
+        pending: AtomicUsize::new(records.len()),
+        failures: Mutex::new(Vec::new()),
+        then: Mutex::new(Some(Box::new(then))),
+    });
+    for (index, r) in records.iter().enumerate() {
+        let delivery = Box::new(Delivery {
+            batch: batch.clone(),
+            index,
+        });
+        let mut record = BaseRecord::with_opaque_to(&r.topic, delivery)
+            .payload(&r.payload)
+            .headers(r.owned_headers());
+        if let Some(k) = &r.key {
+            record = record.key(k);
+        }
+        if let Some(ts) = r.timestamp {
+            record = record.timestamp(ts);
+        }
+        if let Err((e, record)) = producer.send(record) {
+            let d = record.delivery_opaque;
+            d.batch.settle(d.index, Some(e));
+        }
+    }
+}
+
+/// [`send_all`], waiting for the verdicts.
+async fn send_and_wait(producer: &OutputProducer, records: &[&OutRecord]) -> Failures {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    send_all(producer, records, move |failures| {
+        let _ = tx.send(failures);
+    });
+    // The continuation is dropped uncalled only if librdkafka dropped the opaques, i.e. the producer is gone.
+    rx.await.unwrap_or_else(|_| {
+        (0..records.len())
+            .map(|i| (i, KafkaError::Canceled))
+            .collect()
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,43 +188,46 @@ pub(crate) struct Origin<'a> {
 
 /// Produces every record and waits for all acknowledgements; retries what failed while `still_wanted()`.
 pub(crate) async fn deliver_all(
-    producer: &FutureProducer<ProducerCtx>,
+    producer: &OutputProducer,
     records: &[OutRecord],
     origin: Origin<'_>,
     backoff: Backoff,
     metrics: &Metrics,
     still_wanted: impl Fn() -> bool,
 ) -> Result<(), DeliveryError> {
-    let mut remaining: Vec<&OutRecord> = records.iter().collect();
+    let all: Vec<&OutRecord> = records.iter().collect();
+    let failures = send_and_wait(producer, &all).await;
+    retry_failed(
+        producer,
+        all,
+        failures,
+        origin,
+        backoff,
+        metrics,
+        still_wanted,
+    )
+    .await
+}
+
+/// Given the `failures` of a send of `sent`, produces the failed records again with backoff until all are
+/// acknowledged; stops on an error no retry can fix, a fatal producer error, or when `still_wanted()` says
+/// the partition is no longer ours (or the service is stopping).
+pub(crate) async fn retry_failed(
+    producer: &OutputProducer,
+    mut sent: Vec<&OutRecord>,
+    mut failures: Failures,
+    origin: Origin<'_>,
+    backoff: Backoff,
+    metrics: &Metrics,
+    still_wanted: impl Fn() -> bool,
+) -> Result<(), DeliveryError> {
     let mut delay = backoff.initial;
     loop {
-        let sends = remaining.iter().map(|r| {
-            let mut fr = FutureRecord::to(&r.topic)
-                .payload(&r.payload)
-                .headers(r.owned_headers());
-            if let Some(k) = &r.key {
-                fr = fr.key(k);
-            }
-            if let Some(ts) = r.timestamp {
-                fr = fr.timestamp(ts);
-            }
-            // Waiting for queue space applies backpressure from a slow broker to this task.
-            producer.send(fr, Timeout::After(Duration::from_secs(5)))
-        });
-        let results = join_all(sends).await;
-        let mut failed = Vec::new();
-        let mut last_error = None;
-        for (r, res) in remaining.iter().zip(results) {
-            if let Err((e, _)) = res {
-                if is_permanent(&e) {
-                    return Err(DeliveryError::Permanent(e));
-                }
-                failed.push(*r);
-                last_error = Some(e);
-            }
-        }
-        if failed.is_empty() {
+        if failures.is_empty() {
             return Ok(());
+        }
+        if let Some((_, e)) = failures.iter().find(|(_, e)| is_permanent(e)) {
+            return Err(DeliveryError::Permanent(e.clone()));
         }
         if let Some((code, reason)) = producer.client().fatal_error() {
             return Err(DeliveryError::Fatal(format!("{code:?}: {reason}")));
@@ -126,19 +235,21 @@ pub(crate) async fn deliver_all(
         if !still_wanted() {
             return Err(DeliveryError::Abandoned);
         }
+        failures.sort_by_key(|(i, _)| *i);
         metrics.produce_retries.inc();
         warn!(
             topic = origin.topic,
             partition = origin.partition,
             offset = origin.offset,
-            records = failed.len(),
-            output_topic = %failed[0].topic,
-            error = ?last_error,
+            records = failures.len(),
+            output_topic = %sent[failures[0].0].topic,
+            error = ?failures.last().map(|(_, e)| e),
             retry_in_ms = delay.as_millis() as u64,
             "producing outputs failed; retrying"
         );
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(backoff.max);
-        remaining = failed;
+        sent = failures.iter().map(|&(i, _)| sent[i]).collect();
+        failures = send_and_wait(producer, &sent).await;
     }
 }

@@ -1,5 +1,5 @@
-//! The NLP worker threads: a fixed set of `processing.workers` OS threads that run the CPU-bound analysis of
-//! the processing tasks, in the order the tasks submit it.
+//! The NLP worker threads: a fixed set of `processing.workers` OS threads that run the CPU-bound part of
+//! each article's processing (parse, analyse, serialise), in the order the consumer submits them.
 //!
 //! Why not tokio's blocking pool: behind a semaphore it runs the same number of analyses at once, but each one
 //! lands on whichever of its (many, short-lived) threads is idle, so the NLP's working set (model weights,
@@ -42,18 +42,24 @@ impl NlpWorkers {
         Ok(Self { jobs })
     }
 
+    /// Queues `job` to run on a worker thread after the jobs submitted before it, without waiting. A panic
+    /// in `job` is caught and ends only that job: `job` must leave a trace of its own (the service's jobs
+    /// catch their panics themselves).
+    pub(crate) fn submit(&self, job: impl FnOnce() + Send + 'static) -> Result<(), JobLost> {
+        self.jobs.send(Box::new(job)).map_err(|_| JobLost)
+    }
+
     /// Runs `f` on a worker thread after the jobs submitted before it, and returns its result.
+    #[cfg(test)]
     pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, JobLost>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
-                let _ = tx.send(f());
-            }))
-            .map_err(|_| JobLost)?;
+        self.submit(move || {
+            let _ = tx.send(f());
+        })?;
         // A panic in `f` drops `tx` unsent.
         rx.await.map_err(|_| JobLost)
     }
