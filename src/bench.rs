@@ -32,6 +32,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::enriched::Analyze;
+use crate::metrics::Outcome;
 use crate::nlp::Document;
 use crate::stream::mock::{publish_all, MockKafka, Publish};
 use crate::stream::{Service, StreamError};
@@ -352,10 +353,11 @@ fn enriched_reader(config: &Config) -> Result<BaseConsumer, BenchError> {
 
 /// Phase 2: the whole corpus published as a backlog before the service starts, then drained by it.
 ///
-/// The rate runs from the first enriched record on the broker to the last, so neither the group join nor
-/// the bench's own publishing counts; the enriched topic's high watermarks say how many records the broker
-/// has acknowledged, which costs a ListOffsets request every few milliseconds instead of reading the records
-/// back (a reader in this process would take CPU the service does not need in production).
+/// The rate runs from the first article done to the last, so neither the group join nor the bench's own
+/// publishing counts. "Done" is the service's own count of articles whose outputs the broker acknowledged,
+/// read in-process: a reader of the enriched topic, or even polling its watermarks, would take CPU and
+/// wake-ups from the service that production does not have. At the end the enriched topic's watermarks
+/// must show every article, so the count is checked against the broker.
 async fn end_to_end_rate(
     analyzer: Arc<dyn Analyze>,
     corpus: &[BenchArticle],
@@ -371,11 +373,13 @@ async fn end_to_end_rate(
     let watermarks = EnrichedCount::new(&config)?;
     reset_peak_rss();
     let service = Service::new(config).with_analyzer(analyzer).start().await?;
+    let metrics = service.metrics.clone();
+    let done = || metrics.articles(Outcome::Enriched) + metrics.articles(Outcome::DeadLettered);
 
     let n = corpus.len();
     let deadline = Instant::now() + Duration::from_secs(60) + Duration::from_millis(n as u64 * 500);
     let (first, cpu_started, started) = tokio::task::block_in_place(|| loop {
-        let count = watermarks.count()?;
+        let count = done() as usize;
         if count > 0 {
             return Ok((count, cpu_seconds(), Instant::now()));
         }
@@ -387,7 +391,7 @@ async fn end_to_end_rate(
         std::thread::sleep(Duration::from_millis(2));
     })?;
     tokio::task::block_in_place(|| loop {
-        let count = watermarks.count()?;
+        let count = done() as usize;
         progress(count as u64, n as u64);
         if count >= n {
             return Ok(());
@@ -397,9 +401,15 @@ async fn end_to_end_rate(
                 "only {count} of {n} articles came out before the deadline"
             )));
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
     })?;
     let secs = started.elapsed().as_secs_f64();
+    let on_broker = watermarks.count()?;
+    if on_broker < n {
+        return Err(BenchError::Stalled(format!(
+            "the service counted {n} articles done, but only {on_broker} are on the enriched topic"
+        )));
+    }
     let drained = (n - first).max(1);
     let cpu = cpu_seconds()
         .zip(cpu_started)
