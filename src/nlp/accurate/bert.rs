@@ -423,6 +423,12 @@ fn attend(
     Tensor::from_vec(ctx, (n_out, h), qkv.device())
 }
 
+/// Whether the fused AVX2/FMA kernels can run on this CPU (detected once, then cached by std).
+#[cfg(target_arch = "x86_64")]
+fn avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
 /// Attention of one sentence's rows, for the query positions `queries`, into one output row each.
 fn attend_sentence(
     rows: &[f32],
@@ -433,7 +439,7 @@ fn attend_sentence(
     heads: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if avx2_fma() {
         // SAFETY: the CPU has the features the function is compiled for.
         return unsafe { attend_sentence_avx2(rows, queries, out, scores, h, heads) };
     }
@@ -553,8 +559,7 @@ impl candle_core::CustomOp1 for BiasGelu {
     ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
         let mut ys = f32_input(storage, layout)?.to_vec();
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if avx2_fma() {
             // SAFETY: the CPU has the features the function is compiled for.
             unsafe { bias_gelu_avx2(&mut ys, &self.bias) };
             return Ok((candle_core::CpuStorage::F32(ys), layout.shape().clone()));
@@ -631,8 +636,7 @@ impl candle_core::CustomOp2 for ResidualNorm {
         }
         let mut ys = x.to_vec();
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if avx2_fma() {
             // SAFETY: the CPU has the features the function is compiled for.
             unsafe { residual_norm_avx2(self, &mut ys, res) };
             return Ok((candle_core::CpuStorage::F32(ys), l1.shape().clone()));
