@@ -256,16 +256,6 @@ impl OffsetTracker {
             .sum()
     }
 
-    /// Blocks until an offset completes or a commit is acknowledged (or a spurious wake-up), at most `timeout`.
-    /// The consumer loop uses it to wait for room under the in-flight limit without spinning.
-    pub fn wait_for_progress(&self, timeout: Duration) {
-        let s = self.lock();
-        let _ = self
-            .changed
-            .wait_timeout(s, timeout)
-            .unwrap_or_else(|p| p.into_inner());
-    }
-
     /// Blocks until no work is pending on `only` (or all) partitions, or until `deadline`. Returns whether it
     /// drained. Used by the rebalance and shutdown barriers, on the consumer thread.
     pub fn wait_drained(&self, only: Option<&[i32]>, deadline: Instant) -> bool {

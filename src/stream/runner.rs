@@ -56,6 +56,8 @@ const HOLD_BEFORE_PAUSE: Duration = Duration::from_secs(1);
 /// While holding, commit whatever is committable this often rather than every `commit_interval`: the
 /// commit is what frees the slots the loop is waiting for.
 const HOLD_COMMIT_INTERVAL: Duration = Duration::from_millis(10);
+/// While holding, how long the loop sleeps between looks at the limits.
+const HOLD_NAP: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -380,7 +382,7 @@ fn producer_config(config: &Config) -> ClientConfig {
 /// The consumer thread's loop.
 ///
 /// Backpressure protocol. At the in-flight limit the loop first *holds*: it stops polling (so no new record
-/// is taken) and waits for completions, committing every [`HOLD_COMMIT_INTERVAL`], until there is room.
+/// is taken) and naps, committing every [`HOLD_COMMIT_INTERVAL`], until there is room.
 /// Only when the limit persists for [`HOLD_BEFORE_PAUSE`] (the producer is stalled, the brokers are down) are
 /// the partitions paused, so that polling can go on and keep the group membership, rebalance callbacks and
 /// `max.poll.interval.ms` served through a long stall. Pausing is not the steady-state mechanism because
@@ -448,7 +450,9 @@ fn consumer_loop(
         metrics.paused.set(i64::from(at_limit));
         let holding = at_limit && since.elapsed() < HOLD_BEFORE_PAUSE;
         if holding {
-            tracker.wait_for_progress(Duration::from_millis(5));
+            // A fixed nap rather than a wait on the tracker: slots are freed by this thread's own commits,
+            // so waking at every completed article (hundreds a second) would only preempt an NLP thread.
+            std::thread::sleep(HOLD_NAP);
             commit_due(&mut last_commit, true);
             continue;
         }
