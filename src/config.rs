@@ -98,7 +98,8 @@ pub struct AccurateConfig {
     pub base_dir: std::path::PathBuf,
     /// Sentences per forward pass of the transformer.
     pub max_batch: usize,
-    /// Sentences the transformer reads per article; the others keep the fast model's reading. 0: all.
+    /// Transformer readings (forward passes) per article; the other mentions keep the fast model's reading.
+    /// 0: all.
     pub max_sentences: usize,
     /// Word pieces per sentence read.
     pub max_tokens: usize,

@@ -105,7 +105,7 @@ enum Command {
         /// Accurate mode: the base weights.
         #[arg(long, default_value = "models/base/all-minilm-l6-v2")]
         base_dir: PathBuf,
-        /// Accurate mode: sentences the transformer reads per article (default: nlp.accurate.max_sentences).
+        /// Accurate mode: transformer readings (forward passes) per article (default: nlp.accurate.max_sentences).
         #[arg(long)]
         max_sentences: Option<usize>,
     },
@@ -261,7 +261,7 @@ struct ModeArgs {
     /// Accurate: the base weights.
     #[arg(long, default_value = "models/base/all-minilm-l6-v2")]
     base_dir: PathBuf,
-    /// Accurate: sentences the transformer reads per article (0: all with an entity).
+    /// Accurate: transformer readings (forward passes) per article (0: all).
     #[arg(long)]
     max_sentences: Option<usize>,
     /// Articles analysed at once (eval persent; default 1 in fast mode, 8 in accurate mode).

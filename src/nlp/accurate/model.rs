@@ -1,6 +1,8 @@
-//! The accurate mention-stance model: MiniLM encodes a sentence once, and each target's reading is a small
-//! head over the final hidden states of the target's word pieces (mean-pooled) beside the sentence's `[CLS]`
-//! state (TD-BERT style), so a sentence naming several entities costs one forward pass.
+//! The accurate mention-stance model: MiniLM encodes a sentence, and each target's reading is a small head over
+//! the final hidden states of the target's word pieces (mean-pooled) beside the sentence's `[CLS]` state
+//! (TD-BERT style). A marked-target adapter (the committed one, see [`MARKED`]) also marks the target in the
+//! input, token type 1 on its word pieces, so each (sentence, target) is a forward pass of its own; an
+//! unmarked adapter reads every target of a sentence from one pass.
 //!
 //! It loads from two parts: the base weights (`model.safetensors`, `tokenizer.json`, `config.json` of
 //! all-MiniLM-L6-v2, fetched by `scripts/fetch-minilm.sh`) and the adapter training produced (the fine-tuned

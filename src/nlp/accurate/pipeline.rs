@@ -55,10 +55,11 @@ pub struct Accurate {
 
 /// Weights of the article-level aggregator over transformer readings, `[class][feature]` as in
 /// [`aggregate::AGGREGATOR`]: fitted on PerSenT dev by `stancewatch eval persent --mode accurate --tune` with
-/// l2 = 0.01 over the committed adapter's readings with `max_sentences` 8 (F1m 0.538 on all, 5-fold
-/// cross-validated 0.512; the fast aggregator over the same readings gave 0.497). At 6 it gives 0.526, at the
-/// default of 5 0.515 (fast mode: 0.502), no worse than refitting there (6: 0.518, cross-validated 0.492, fast
-/// mode 0.478). Refit whenever the adapter changes.
+/// l2 = 0.01, over the readings of the previous (target-pooled, unmarked) adapter with 8 sentences per
+/// article (F1m 0.538 on all, 5-fold cross-validated 0.512). Over the committed marked-target adapter's
+/// readings at the default 5 passes it gives 0.518 (fast mode: 0.502); refitting to those readings did no
+/// better (l2 0.01: 0.510 on all, 0.500 cross-validated), so it was kept. Check it whenever the adapter
+/// changes (`--tune` prints the current figure beside the refits).
 pub const AGGREGATOR: [[f32; aggregate::SUMMARY]; 3] = [
     [
         -0.739, 0.788, -0.445, -0.342, 0.411, 0.065, 0.735, -0.406, -0.741, 0.254, -0.023,

@@ -156,7 +156,7 @@ fn newsmtsc_dev_targets_in_accurate_mode() {
 #[test]
 fn a_target_reads_differently_from_its_neighbour() {
     let Some(model) = model() else { return };
-    // Two targets of opposite stance in one sentence: one forward pass, two readings.
+    // Two targets of opposite stance in one sentence: two readings (one pass each with the marked adapter).
     let text = "Prosecutors praised Smith for his courage, while Jones was condemned as a liar and a fraud.";
     let span = |w: &str| {
         let start = text.find(w).unwrap();
