@@ -8,16 +8,17 @@
 //!    parsing, no JSON out, no Kafka: the ceiling the service can reach.
 //! 2. End to end: the corpus published to librdkafka's in-process mock cluster as a backlog, then consumed by
 //!    the real [`Service`] with 1 and with 2 NLP workers. The rate is taken between the first and the last
-//!    enriched record read back, so the consumer-group join is not counted; its ratio to phase 1 at the same
-//!    thread count is the Kafka overhead (parsing, serialising, producing, committing, the broker itself).
+//!    article done (outputs acknowledged by the broker), so the consumer-group join is not counted; its ratio
+//!    to phase 1 at the same thread count is the Kafka overhead (parsing, serialising, producing,
+//!    committing, the broker itself).
 //! 3. Latency: articles published at half the 2-worker end-to-end rate; an article's latency runs from its
 //!    publication (the input record's CreateTime, which the enriched record carries over) to the moment its
 //!    enriched record is read back, so it includes both hops through the broker.
 //! 4. Memory: the process's peak RSS in each end-to-end phase (the kernel's high-water mark, reset between
 //!    phases where Linux allows it).
 //!
-//! The mock broker and the reader run in this process and share its two cores with the service; a broker on
-//! other machines, as in production, would only make the end-to-end figures better.
+//! The mock broker (and in phase 3 the reader) run in this process and share its two cores with the service;
+//! a broker on other machines, as in production, would only make the end-to-end figures better.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
