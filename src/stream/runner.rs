@@ -237,6 +237,9 @@ impl Service {
                     }),
                     Err(_) => Err(StreamError::ConsumerPanicked),
                 };
+                // The producer lives in the context: drop this thread's handle on it first, so that once `wait`
+                // returns the clients are gone (or going) rather than still talking to the brokers.
+                drop(loop_ctx);
                 let _ = done_tx.send(result);
             })
             .expect("spawning the consumer thread");
