@@ -37,7 +37,7 @@ use super::context::{ConsumerCtx, ProducerCtx, Shared};
 use super::offsets::OffsetTracker;
 use super::records::{dlq_record, enriched_records, output_rejected, InputRecord, OutputTopics};
 use super::sink::{
-    deliver_all, retry_failed, send_all, Backoff, DeliveryError, Failures, Origin, OutRecord,
+    retry_failed, send_all, send_and_wait, Backoff, DeliveryError, Failures, Origin, OutRecord,
     OutputProducer,
 };
 use super::workers::NlpWorkers;
@@ -617,14 +617,14 @@ fn process(task: Task) {
         Ok((enriched, records)) => {
             // Shared with the continuation, which may run before `send_all` returns.
             let records = Arc::new(records);
+            let for_retry = records.clone();
             let refs: Vec<&OutRecord> = records.iter().collect();
-            let records = records.clone();
             send_all(&ctx.producer, &refs, move |failures| {
                 if failures.is_empty() {
                     task.delivered(&enriched, produce_started);
                 } else {
                     let runtime = task.ctx.runtime.clone();
-                    runtime.spawn(task.retry(enriched, records, failures, produce_started));
+                    runtime.spawn(task.retry(enriched, for_retry, failures, produce_started));
                 }
             });
         }
@@ -655,12 +655,29 @@ impl Task {
                 .is_current(self.input.partition, self.generation)
     }
 
-    fn origin(&self) -> Origin<'_> {
-        Origin {
+    /// Produces again the records of `sent` that `failures` names, until acknowledged or no longer wanted
+    /// (see [`retry_failed`]).
+    async fn redeliver(
+        &self,
+        sent: Vec<&OutRecord>,
+        failures: Failures,
+    ) -> Result<(), DeliveryError> {
+        let ctx = &self.ctx;
+        let origin = Origin {
             topic: &self.input.topic,
             partition: self.input.partition,
             offset: self.input.offset,
-        }
+        };
+        retry_failed(
+            &ctx.producer,
+            sent,
+            failures,
+            origin,
+            ctx.backoff,
+            &ctx.shared.metrics,
+            || self.still_ours(),
+        )
+        .await
     }
 
     /// Every output of an enriched article is acknowledged.
@@ -681,17 +698,7 @@ impl Task {
         produce_started: Instant,
     ) {
         let ctx = self.ctx.clone();
-        let sent: Vec<&OutRecord> = records.iter().collect();
-        let result = retry_failed(
-            &ctx.producer,
-            sent,
-            failures,
-            self.origin(),
-            ctx.backoff,
-            &ctx.shared.metrics,
-            || self.still_ours(),
-        )
-        .await;
+        let result = self.redeliver(records.iter().collect(), failures).await;
         match result {
             Ok(()) => self.delivered(&enriched, produce_started),
             Err(DeliveryError::Permanent(e)) => {
@@ -714,15 +721,8 @@ impl Task {
             "article rejected; sending it to the dead-letter topic"
         );
         let record = dlq_record(input, &rejection, &ctx.topics);
-        let result = deliver_all(
-            &ctx.producer,
-            std::slice::from_ref(&record),
-            self.origin(),
-            ctx.backoff,
-            &ctx.shared.metrics,
-            || self.still_ours(),
-        )
-        .await;
+        let failures = send_and_wait(&ctx.producer, &[&record]).await;
+        let result = self.redeliver(vec![&record], failures).await;
         match result {
             Ok(()) => {
                 ctx.shared.metrics.dead_lettered(rejection.reason);

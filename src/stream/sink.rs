@@ -136,7 +136,7 @@ pub(crate) fn send_all(
 }
 
 /// [`send_all`], waiting for the verdicts.
-async fn send_and_wait(producer: &OutputProducer, records: &[&OutRecord]) -> Failures {
+pub(crate) async fn send_and_wait(producer: &OutputProducer, records: &[&OutRecord]) -> Failures {
     let (tx, rx) = tokio::sync::oneshot::channel();
     send_all(producer, records, move |failures| {
         let _ = tx.send(failures);
@@ -184,29 +184,6 @@ pub(crate) struct Origin<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
-}
-
-/// Produces every record and waits for all acknowledgements; retries what failed while `still_wanted()`.
-pub(crate) async fn deliver_all(
-    producer: &OutputProducer,
-    records: &[OutRecord],
-    origin: Origin<'_>,
-    backoff: Backoff,
-    metrics: &Metrics,
-    still_wanted: impl Fn() -> bool,
-) -> Result<(), DeliveryError> {
-    let all: Vec<&OutRecord> = records.iter().collect();
-    let failures = send_and_wait(producer, &all).await;
-    retry_failed(
-        producer,
-        all,
-        failures,
-        origin,
-        backoff,
-        metrics,
-        still_wanted,
-    )
-    .await
 }
 
 /// Given the `failures` of a send of `sent`, produces the failed records again with backoff until all are
