@@ -89,8 +89,11 @@ pub struct NlpRate {
 pub struct EndToEndRate {
     pub workers: usize,
     pub articles_per_sec: f64,
-    /// End-to-end rate over the NLP-only rate at the same thread count (1.0 = Kafka costs nothing).
+    /// End-to-end rate over the NLP-only rate at the same thread count (1.0 = Kafka costs nothing): the
+    /// median of `ratio_per_round`.
     pub ratio_to_nlp: f64,
+    /// The ratio in each round, each end-to-end run over the NLP-only run of the same round.
+    pub ratio_per_round: Vec<f64>,
     /// Process CPU time per article, in milliseconds: the service, and also the in-process mock broker and
     /// the bench's reader.
     pub cpu_ms_per_article: Option<f64>,
@@ -210,6 +213,13 @@ pub async fn run(
     let mut nlp = Vec::new();
     let mut end_to_end = Vec::new();
     for (i, &workers) in options.threads.iter().enumerate() {
+        // Each round's end-to-end run over the NLP-only run just before it: the two ran minutes apart at most,
+        // so a machine that is faster or slower for a while moves both, and the ratio less than either rate.
+        let ratio_per_round: Vec<f64> = nlp_runs[i]
+            .iter()
+            .zip(&e2e_runs[i])
+            .map(|(n, e)| e.rate / n.articles_per_sec)
+            .collect();
         let mut runs = std::mem::take(&mut nlp_runs[i]);
         runs.sort_by(|a, b| a.articles_per_sec.total_cmp(&b.articles_per_sec));
         let n = runs.swap_remove(repeats / 2);
@@ -219,7 +229,8 @@ pub async fn run(
         end_to_end.push(EndToEndRate {
             workers,
             articles_per_sec: rate,
-            ratio_to_nlp: rate / n.articles_per_sec,
+            ratio_to_nlp: median(&ratio_per_round),
+            ratio_per_round,
             cpu_ms_per_article: cpu,
             cpu_ratio_to_nlp: n.cpu_ms_per_article.zip(cpu).map(|(a, b)| a / b),
             peak_rss_mb: rss,
@@ -595,6 +606,17 @@ fn publishable(a: &BenchArticle) -> Publish {
     }
 }
 
+/// The median (the mean of the middle two for an even count); NaN for none.
+fn median(xs: &[f64]) -> f64 {
+    let mut xs = xs.to_vec();
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
 /// CPU time this process has used, user and system, in seconds.
 fn cpu_seconds() -> Option<f64> {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
@@ -627,6 +649,13 @@ mod tests {
     use super::*;
 
     const EXAMPLES: &str = include_str!("../examples/articles.jsonl");
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[0.9, 0.7, 0.8]), 0.8);
+        assert_eq!(median(&[0.9, 0.7, 0.8, 0.6]), 0.75);
+        assert!(median(&[]).is_nan());
+    }
 
     #[test]
     fn corpus_mixes_briefs_articles_and_long_reads() {

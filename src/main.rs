@@ -1603,6 +1603,25 @@ fn print_bench(title: &str, report: &stancewatch::bench::BenchReport) {
             or_na(r.peak_rss_mb, 0)
         );
     }
+    if report
+        .end_to_end
+        .iter()
+        .any(|r| r.ratio_per_round.len() > 1)
+    {
+        let rounds: Vec<String> = report
+            .end_to_end
+            .iter()
+            .map(|r| {
+                let each: Vec<String> = r
+                    .ratio_per_round
+                    .iter()
+                    .map(|x| format!("{x:.2}"))
+                    .collect();
+                format!("{} worker(s) {}", r.workers, each.join(" "))
+            })
+            .collect();
+        println!("ratio to NLP in each round: {}", rounds.join("; "));
+    }
     if let Some(l) = &report.latency {
         println!(
             "\nlatency, publish to emit, {} worker(s) at {:.1} articles/s (half the maximum), {} articles:",
