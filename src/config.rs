@@ -71,6 +71,8 @@ pub struct ProcessingConfig {
     pub shutdown_drain_timeout_ms: u64,
     pub retry_backoff_initial_ms: u64,
     pub retry_backoff_max_ms: u64,
+    /// Run the Kafka I/O threads in Linux's `SCHED_BATCH` class, so that they do not preempt the NLP workers.
+    pub io_sched_batch: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

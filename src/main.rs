@@ -92,6 +92,10 @@ enum Command {
         /// Runs of each rate measurement; the median is reported.
         #[arg(long, default_value_t = 3)]
         repeats: usize,
+        /// Leave the service's Kafka I/O threads in the default scheduling class (`processing.io_sched_batch =
+        /// false`), to measure what the SCHED_BATCH class is worth.
+        #[arg(long)]
+        no_io_sched_batch: bool,
         /// Print the figures as one JSON object on the last line as well.
         #[arg(long)]
         json: bool,
@@ -300,6 +304,7 @@ fn main() -> ExitCode {
             threads,
             latency_seconds,
             repeats,
+            no_io_sched_batch,
             json,
             mode,
             accurate_articles,
@@ -312,6 +317,7 @@ fn main() -> ExitCode {
                 threads,
                 latency_seconds,
                 repeats,
+                io_sched_batch: !no_io_sched_batch,
             };
             bench(
                 options,

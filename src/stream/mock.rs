@@ -26,12 +26,17 @@ pub struct MockKafka {
 
 impl MockKafka {
     /// Starts a cluster of `brokers` brokers on loopback ports chosen by the OS.
+    ///
+    /// The brokers' threads run in the `SCHED_BATCH` class, as the service's Kafka threads do: in the bench
+    /// they stand in for brokers on other machines, so they should take the service's cores as politely.
     pub fn start(brokers: u32) -> KafkaResult<Self> {
-        let owner: BaseProducer = ClientConfig::new()
-            .set("test.mock.num.brokers", brokers.to_string())
-            // The owner never produces; keep its own logging out of the way.
-            .set("log_level", "3")
-            .create()?;
+        let owner: BaseProducer = super::sched::on_batch_thread(|| {
+            ClientConfig::new()
+                .set("test.mock.num.brokers", brokers.to_string())
+                // The owner never produces; keep its own logging out of the way.
+                .set("log_level", "3")
+                .create()
+        })?;
         // SAFETY: the handle belongs to `owner`, which outlives this call; the function only sets a field.
         unsafe {
             let cluster =

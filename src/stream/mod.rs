@@ -10,6 +10,7 @@ pub mod mock;
 pub mod offsets;
 pub mod records;
 mod runner;
+pub(crate) mod sched;
 mod sink;
 mod workers;
 

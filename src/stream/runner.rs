@@ -36,6 +36,7 @@ use tracing::{debug, error, info, warn};
 use super::context::{ConsumerCtx, ProducerCtx, Shared};
 use super::offsets::OffsetTracker;
 use super::records::{dlq_record, enriched_records, output_rejected, InputRecord, OutputTopics};
+use super::sched::{self, on_batch_thread};
 use super::sink::{
     retry_failed, send_all, send_and_wait, Backoff, DeliveryError, Failures, Origin, OutRecord,
     OutputProducer,
@@ -173,22 +174,33 @@ impl Service {
             closing: AtomicBool::new(false),
         });
 
-        let producer: OutputProducer = producer_config(&config)
-            .create_with_context(ProducerCtx {
-                shared: shared.clone(),
-            })
-            .map_err(|source| StreamError::Client {
-                client: "producer",
-                source,
-            })?;
-        let consumer: BaseConsumer<ConsumerCtx> = consumer_config(&config)
-            .create_with_context(ConsumerCtx {
-                shared: shared.clone(),
-            })
-            .map_err(|source| StreamError::Client {
-                client: "consumer",
-                source,
-            })?;
+        // Created on a SCHED_BATCH thread, so that librdkafka's threads do not preempt the NLP workers (see
+        // [`sched`]).
+        let io_sched_batch = config.processing.io_sched_batch;
+        let create_clients = || {
+            let producer: OutputProducer = producer_config(&config)
+                .create_with_context(ProducerCtx {
+                    shared: shared.clone(),
+                })
+                .map_err(|source| StreamError::Client {
+                    client: "producer",
+                    source,
+                })?;
+            let consumer: BaseConsumer<ConsumerCtx> = consumer_config(&config)
+                .create_with_context(ConsumerCtx {
+                    shared: shared.clone(),
+                })
+                .map_err(|source| StreamError::Client {
+                    client: "consumer",
+                    source,
+                })?;
+            Ok::<_, StreamError>((producer, consumer))
+        };
+        let (producer, consumer) = if io_sched_batch {
+            on_batch_thread(create_clients)?
+        } else {
+            create_clients()?
+        };
         consumer
             .subscribe(&[&k.input_topic])
             .map_err(|source| StreamError::Subscribe {
@@ -226,6 +238,9 @@ impl Service {
         std::thread::Builder::new()
             .name("stancewatch-consumer".into())
             .spawn(move || {
+                if io_sched_batch {
+                    sched::enter_batch_class();
+                }
                 let started = Instant::now();
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     consumer_loop(consumer, &loop_ctx, &loop_stop, &processing)

@@ -38,6 +38,7 @@ rebalance_drain_timeout_ms = {{ required "config.processing.rebalance_drain_time
 shutdown_drain_timeout_ms = {{ required "config.processing.shutdown_drain_timeout_ms is required" $c.processing.shutdown_drain_timeout_ms | int64 }}
 retry_backoff_initial_ms = {{ required "config.processing.retry_backoff_initial_ms is required" $c.processing.retry_backoff_initial_ms | int64 }}
 retry_backoff_max_ms = {{ required "config.processing.retry_backoff_max_ms is required" $c.processing.retry_backoff_max_ms | int64 }}
+io_sched_batch = {{ ternary "false" "true" (eq (toString $c.processing.io_sched_batch) "false") }}
 
 [nlp]
 mode = {{ required "config.nlp.mode is required" $c.nlp.mode | toJson }}
