@@ -89,8 +89,9 @@ enum Command {
         /// How long the fixed-rate latency phase publishes, in seconds (0 skips it).
         #[arg(long, default_value_t = 20.0)]
         latency_seconds: f64,
-        /// Runs of each rate measurement; the median is reported.
-        #[arg(long, default_value_t = 3)]
+        /// Runs of each rate measurement; the median is reported (5: on a shared machine one round's ratio to
+        /// NLP swings by ±10 %).
+        #[arg(long, default_value_t = 5)]
         repeats: usize,
         /// Leave the service's Kafka I/O threads in the default scheduling class (`processing.io_sched_batch =
         /// false`), to measure what the SCHED_BATCH class is worth.
