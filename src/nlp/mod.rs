@@ -21,6 +21,7 @@ pub mod lexicon;
 pub mod ner;
 pub mod relations;
 pub mod stance;
+mod tables;
 pub mod text;
 
 #[cfg(test)]

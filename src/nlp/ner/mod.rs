@@ -14,6 +14,8 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use super::tables;
+
 pub mod conll;
 mod features;
 mod gazetteer;
@@ -174,7 +176,7 @@ pub(crate) struct Weights {
 impl Weights {
     pub fn zeros(bits: u8) -> Self {
         Weights {
-            table: vec![0.0; (1usize << bits) * N_LABELS],
+            table: tables::table((1usize << bits) * N_LABELS),
             trans: vec![0.0; (N_LABELS + 1) * N_LABELS],
         }
     }
@@ -376,12 +378,16 @@ impl NerModel {
     pub fn into_tagger(self, gazetteer: Gazetteer) -> Result<Tagger, NerError> {
         let rows = (1usize << self.bits) * N_LABELS;
         let weights = |table: &[u8], trans: &[u8]| -> Result<Weights, NerError> {
-            let w = Weights {
-                table: bytes_to_f32s(table),
+            let f32s = std::mem::size_of::<f32>();
+            if table.len() != rows * f32s || trans.len() != (N_LABELS + 1) * N_LABELS * f32s {
+                return Err(NerError::Shape);
+            }
+            let mut w = Weights {
+                table: tables::table(rows),
                 trans: bytes_to_f32s(trans),
             };
-            if w.table.len() != rows || w.trans.len() != (N_LABELS + 1) * N_LABELS {
-                return Err(NerError::Shape);
+            for (x, b) in w.table.iter_mut().zip(table.chunks_exact(f32s)) {
+                *x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             }
             Ok(w)
         };

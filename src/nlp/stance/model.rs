@@ -51,7 +51,7 @@ impl Model {
     pub fn zeros(bits: u32) -> Self {
         Model {
             bits,
-            weights: vec![0.0; (1usize << bits) * CLASSES],
+            weights: crate::nlp::tables::table((1usize << bits) * CLASSES),
             offsets: [0.0; CLASSES],
         }
     }
