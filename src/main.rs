@@ -71,6 +71,11 @@ enum Command {
         #[command(subcommand)]
         what: TrainWhat,
     },
+    /// Label data with the accurate-mode transformer for training the fast model: `distill stance`.
+    Distill {
+        #[command(subcommand)]
+        what: DistillWhat,
+    },
     /// Measure a model on annotated data: `eval ner` (CoNLL), `eval stance` (NewsMTSC), `eval persent` (PerSenT).
     Eval {
         #[command(subcommand)]
@@ -170,7 +175,7 @@ enum TrainWhat {
         /// Accurate: peak learning rate of the head.
         #[arg(long)]
         head_learning_rate: Option<f64>,
-        /// Accurate: seed of the head's initialisation, the batch order and dropout.
+        /// Seed: accurate, of the head's initialisation, the batch order and dropout; fast, of the shuffle.
         #[arg(long)]
         seed: Option<u64>,
         /// Accurate: mark the target (token type 1) and read each target in its own pass.
@@ -192,6 +197,51 @@ enum TrainWhat {
         /// Also report K-fold cross-validated macro-F1 on the training file.
         #[arg(long, value_name = "K")]
         cross_validate: Option<usize>,
+        /// Distilled (teacher-labelled) JSONL from `distill stance`, trained on beside --train; repeatable.
+        #[arg(long, value_name = "FILE")]
+        silver: Vec<PathBuf>,
+        /// Weight of each --silver example (gold examples weigh 1).
+        #[arg(long, default_value_t = 1.0)]
+        silver_weight: f32,
+        /// Drop --silver targets whose teacher's top probability is below this.
+        #[arg(long, default_value_t = 0.0)]
+        silver_min_confidence: f32,
+        /// Train toward (1 - MIX) x one-hot label + MIX x teacher probabilities, for every target that has
+        /// them (--silver files, and --train when it was written by `distill stance --newsmtsc`).
+        #[arg(long, default_value_t = 0.0)]
+        soft_mix: f32,
+    },
+}
+
+#[derive(Subcommand)]
+enum DistillWhat {
+    /// Write NewsMTSC-style JSONL whose targets carry the transformer's label (`polarity`) and probabilities
+    /// (`teacher`): from a CoNLL-2003 file (prose sentences, gold entities as targets) or a NewsMTSC file.
+    Stance {
+        /// CoNLL-2003 file (e.g. ../shared/data/conll2003/eng.train).
+        #[arg(
+            long,
+            conflicts_with = "newsmtsc",
+            required_unless_present = "newsmtsc"
+        )]
+        conll: Option<PathBuf>,
+        /// NewsMTSC JSONL: the same lines with the teacher's probabilities added (gold polarity kept).
+        #[arg(long)]
+        newsmtsc: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// CoNLL: entity types used as targets.
+        #[arg(long, value_delimiter = ',', default_value = "PER,ORG,LOC")]
+        types: Vec<String>,
+        /// CoNLL: sentences with fewer tokens are skipped.
+        #[arg(long, default_value_t = 8)]
+        min_tokens: usize,
+        /// The base weights.
+        #[arg(long, default_value = "models/base/all-minilm-l6-v2")]
+        base_dir: PathBuf,
+        /// An adapter file instead of the embedded one.
+        #[arg(long)]
+        model: Option<PathBuf>,
     },
 }
 
@@ -294,6 +344,7 @@ fn main() -> ExitCode {
             process(input.as_deref(), limits, &nlp)
         }
         Command::Train { what } => train(what),
+        Command::Distill { what } => distill(what),
         Command::Eval { what } => eval(what),
         Command::Bench {
             articles,
@@ -933,6 +984,10 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
         class_weight_power,
         no_average,
         cross_validate,
+        silver,
+        silver_weight,
+        silver_min_confidence,
+        soft_mix,
         accurate,
         base_dir,
         tuned_layers,
@@ -980,13 +1035,51 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
     cfg.learning_rate = learning_rate.unwrap_or(cfg.learning_rate);
     cfg.class_weight_power = class_weight_power.unwrap_or(cfg.class_weight_power);
     cfg.average = !no_average;
+    cfg.seed = seed.unwrap_or(cfg.seed);
     let lexicon = Lexicon::embedded();
     let sentences = stance::data::parse_newsmtsc(&read_file(&train)?)
         .with_context(|| format!("parsing {}", train.display()))?;
-    let examples = stance::train::examples(&lexicon, &sentences, cfg.bits);
+    let gold_options = stance::train::TeacherOptions {
+        weight: 1.0,
+        min_confidence: 0.0,
+        soft_mix,
+    };
+    let mut examples = stance::train::with_teacher(
+        stance::train::examples(&lexicon, &sentences, cfg.bits),
+        &sentences,
+        &gold_options,
+    );
     if let Some(k) = cross_validate {
         let f1 = stance::train::cross_validate(&examples, &cfg, k.max(2));
         println!("{k}-fold cross-validated F1m on the training file: {f1:.4}");
+    }
+    let silver_options = stance::train::TeacherOptions {
+        weight: silver_weight,
+        min_confidence: silver_min_confidence,
+        soft_mix,
+    };
+    let mut sentence_count = sentences.len();
+    for file in &silver {
+        let s = stance::data::parse_newsmtsc(&read_file(file)?)
+            .with_context(|| format!("parsing {}", file.display()))?;
+        let mut more = stance::train::with_teacher(
+            stance::train::examples(&lexicon, &s, cfg.bits),
+            &s,
+            &silver_options,
+        );
+        // Sentence indices stay distinct from the gold file's.
+        for e in &mut more {
+            e.sentence += sentence_count;
+        }
+        sentence_count += s.len();
+        eprintln!(
+            "silver {}: {} targets of {} sentences ({})",
+            file.display(),
+            more.len(),
+            s.len(),
+            serde_json::to_string(&silver_options)?
+        );
+        examples.extend(more);
     }
     let mut devs = Vec::new();
     for d in &dev {
@@ -997,7 +1090,7 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
     eprintln!(
         "training on {} targets of {} sentences; {}",
         examples.len(),
-        sentences.len(),
+        sentence_count,
         serde_json::to_string(&cfg)?
     );
     let bar = if std::io::stderr().is_terminal() {
@@ -1177,6 +1270,123 @@ fn load_accurate(
         &bytes,
         accurate::model::DEFAULT_MAX_TOKENS,
     )?)
+}
+
+fn distill(what: DistillWhat) -> Result<ExitCode> {
+    let DistillWhat::Stance {
+        conll,
+        newsmtsc,
+        out,
+        types,
+        min_tokens,
+        base_dir,
+        model,
+    } = what;
+    #[cfg(feature = "accurate")]
+    {
+        use stancewatch::nlp::ner::{conll as conll_file, NerType};
+        use stancewatch::nlp::stance::distill;
+        let teacher = load_accurate(&base_dir, model.as_deref())?;
+        let started = Instant::now();
+        let mut lines = Vec::new();
+        let mut targets = 0usize;
+        let mut counts = [0usize; 3];
+        const CHUNK: usize = 512;
+        if let Some(conll) = conll {
+            let types = types
+                .iter()
+                .map(|t| {
+                    NerType::from_conll(t.trim())
+                        .with_context(|| format!("--types: {t:?} is not PER, ORG, LOC or MISC"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let text = read_file(&conll)?;
+            let docs =
+                conll_file::parse(&text).with_context(|| format!("parsing {}", conll.display()))?;
+            let candidates =
+                distill::conll_candidates(&docs, &distill::CandidateFilter { types, min_tokens });
+            eprintln!(
+                "{}: {} sentences with {} targets to label",
+                conll.display(),
+                candidates.len(),
+                candidates.iter().map(|c| c.targets.len()).sum::<usize>()
+            );
+            for (k, chunk) in candidates.chunks(CHUNK).enumerate() {
+                let inputs: Vec<_> = chunk
+                    .iter()
+                    .map(|c| stancewatch::nlp::accurate::SentenceTargets {
+                        text: c.text.clone(),
+                        targets: c.targets.iter().map(|t| vec![(t.from, t.to)]).collect(),
+                    })
+                    .collect();
+                let probs = teacher.probabilities(&inputs, 64)?;
+                for (c, p) in chunk.iter().zip(&probs) {
+                    for q in p.iter().flatten() {
+                        targets += 1;
+                        counts[(distill::polarity_of(q) / 2.0) as usize - 1] += 1;
+                    }
+                    lines.extend(distill::silver_line(c, p));
+                }
+                eprintln!(
+                    "[{:>5.0} s] labelled {}/{} sentences",
+                    started.elapsed().as_secs_f64(),
+                    (k * CHUNK + chunk.len()),
+                    candidates.len()
+                );
+            }
+        } else if let Some(file) = newsmtsc {
+            let text = read_file(&file)?;
+            let raw: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            let sentences = stance::data::parse_newsmtsc(&text)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            let (inputs, _) = stancewatch::nlp::accurate::train::mtsc_targets(&sentences);
+            for (k, (chunk, raw)) in inputs.chunks(CHUNK).zip(raw.chunks(CHUNK)).enumerate() {
+                let probs = teacher.probabilities(chunk, 64)?;
+                for (line, p) in raw.iter().zip(&probs) {
+                    let mut v: serde_json::Value = serde_json::from_str(line)?;
+                    if let Some(ts) = v["targets"].as_array_mut() {
+                        for (t, q) in ts.iter_mut().zip(p) {
+                            if let Some(q) = q {
+                                targets += 1;
+                                counts[(distill::polarity_of(q) / 2.0) as usize - 1] += 1;
+                                t["teacher"] = serde_json::to_value(
+                                    q.map(|x| (x * 10_000.0).round() / 10_000.0),
+                                )?;
+                            }
+                        }
+                    }
+                    lines.push(serde_json::to_string(&v)?);
+                }
+                eprintln!(
+                    "[{:>5.0} s] labelled {}/{} sentences",
+                    started.elapsed().as_secs_f64(),
+                    (k * CHUNK + chunk.len()),
+                    inputs.len()
+                );
+            }
+        }
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut body = lines.join("\n");
+        body.push('\n');
+        std::fs::write(&out, body).with_context(|| format!("writing {}", out.display()))?;
+        println!(
+            "wrote {} ({} sentences, {targets} targets: {} against, {} neutral, {} favor) in {:.0} s",
+            out.display(),
+            lines.len(),
+            counts[0],
+            counts[1],
+            counts[2],
+            started.elapsed().as_secs_f64()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+    #[cfg(not(feature = "accurate"))]
+    {
+        let _ = (conll, newsmtsc, out, types, min_tokens, base_dir, model);
+        bail!("this build has no accurate mode (rebuild with the `accurate` feature)")
+    }
 }
 
 fn eval(what: EvalWhat) -> Result<ExitCode> {

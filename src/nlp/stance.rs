@@ -19,6 +19,7 @@ use super::{Entity, EntityType, Field, Stance, StanceLabel};
 
 pub mod aggregate;
 pub mod data;
+pub mod distill;
 pub mod features;
 pub mod model;
 pub mod train;

@@ -27,6 +27,10 @@ pub struct Example {
     pub class: usize,
     /// Index of the sentence it comes from; cross-validation folds never split a sentence.
     pub sentence: usize,
+    /// How much the example counts (1 for gold; `--silver-weight` for distilled examples).
+    pub weight: f32,
+    /// The distribution trained toward instead of `class` one-hot (a mix with a teacher's probabilities).
+    pub soft: Option<[f32; CLASSES]>,
 }
 
 pub fn class_of(label: StanceLabel) -> usize {
@@ -64,10 +68,63 @@ pub fn examples(lexicon: &Lexicon, sentences: &[MtscSentence], bits: u32) -> Vec
                 features,
                 class: class_of(t.label),
                 sentence: k,
+                weight: 1.0,
+                soft: None,
             });
         }
     }
     out
+}
+
+/// How examples carrying a teacher's probabilities (distilled files) are used.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TeacherOptions {
+    /// Weight of each example.
+    pub weight: f32,
+    /// Examples whose teacher's top probability is below this are dropped.
+    pub min_confidence: f32,
+    /// Train toward (1 - mix) x one-hot(label) + mix x teacher probabilities.
+    pub soft_mix: f32,
+}
+
+/// Applies `opts` to examples made by [`examples`] from `sentences` (same order): targets with teacher
+/// probabilities below the confidence floor are dropped, the rest weighted and, with a soft mix, given their
+/// soft target. Targets without teacher probabilities keep their label and get the weight.
+pub fn with_teacher(
+    examples: Vec<Example>,
+    sentences: &[MtscSentence],
+    opts: &TeacherOptions,
+) -> Vec<Example> {
+    let teachers = sentences
+        .iter()
+        .flat_map(|s| s.targets.iter().map(|t| t.teacher));
+    assert_eq!(
+        examples.len(),
+        sentences.iter().map(|s| s.targets.len()).sum::<usize>(),
+        "examples must come from these sentences"
+    );
+    examples
+        .into_iter()
+        .zip(teachers)
+        .filter_map(|(mut e, teacher)| {
+            e.weight = opts.weight;
+            if let Some(p) = teacher {
+                let top = p.iter().copied().fold(0f32, f32::max);
+                if top < opts.min_confidence {
+                    return None;
+                }
+                if opts.soft_mix > 0.0 {
+                    let mut q = [0f32; CLASSES];
+                    for c in 0..CLASSES {
+                        let hard = if c == e.class { 1.0 } else { 0.0 };
+                        q[c] = (1.0 - opts.soft_mix) * hard + opts.soft_mix * p[c];
+                    }
+                    e.soft = Some(q);
+                }
+            }
+            Some(e)
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,14 +163,15 @@ pub fn train(
 ) -> Model {
     let mut model = Model::zeros(cfg.bits);
     let mut accum = vec![0f32; model.weights.len()];
-    let mut counts = [0usize; CLASSES];
+    // Class frequencies count each example by its weight.
+    let mut counts = [0f32; CLASSES];
     for e in examples {
-        counts[e.class] += 1;
+        counts[e.class] += e.weight;
     }
-    let most = *counts.iter().max().unwrap_or(&1) as f32;
+    let most = counts.iter().copied().fold(1f32, f32::max);
     let class_weight: Vec<f32> = counts
         .iter()
-        .map(|&c| (most / c.max(1) as f32).powf(cfg.class_weight_power))
+        .map(|&c| (most / c.max(1.0)).powf(cfg.class_weight_power))
         .collect();
     let mut order: Vec<usize> = (0..examples.len()).collect();
     let mut sum = if cfg.average {
@@ -131,11 +189,16 @@ pub fn train(
         for &k in &order {
             let e = &examples[k];
             let p = softmax(model.logits(&e.features));
-            let w = class_weight[e.class];
-            loss += -f64::from(p[e.class].max(1e-9).ln()) * f64::from(w);
+            let w = class_weight[e.class] * e.weight;
+            let q = e.soft.unwrap_or_else(|| {
+                let mut q = [0f32; CLASSES];
+                q[e.class] = 1.0;
+                q
+            });
             let mut grad = [0f32; CLASSES];
             for c in 0..CLASSES {
-                grad[c] = (p[c] - if c == e.class { 1.0 } else { 0.0 }) * w;
+                loss -= f64::from(q[c]) * f64::from(p[c].max(1e-9).ln()) * f64::from(w);
+                grad[c] = (p[c] - q[c]) * w;
             }
             for &(i, v) in &e.features.items {
                 let base = i as usize * CLASSES;
@@ -314,5 +377,92 @@ mod tests {
         // favor P 0.5 R 1 F 0.667; against P 1 R 0.5 F 0.667; neutral 1.
         assert!((s.f1m - 0.7778).abs() < 1e-3, "{s:?}");
         assert_eq!(s.per_class["against"].support, 2);
+    }
+
+    fn toy(feature: u32, class: usize, weight: f32) -> Example {
+        let mut features = Features::new(8);
+        features.items.push((feature, 1.0));
+        features.items.push((0, 1.0));
+        Example {
+            features,
+            class,
+            sentence: 0,
+            weight,
+            soft: None,
+        }
+    }
+
+    fn sentence(teachers: &[Option<[f32; CLASSES]>]) -> MtscSentence {
+        MtscSentence {
+            text: "x".into(),
+            targets: teachers
+                .iter()
+                .map(|&teacher| super::super::data::MtscTarget {
+                    start: 0,
+                    end: 1,
+                    further: Vec::new(),
+                    label: StanceLabel::Favor,
+                    teacher,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn teacher_options_filter_weight_and_soften() {
+        let sentences = [sentence(&[
+            Some([0.1, 0.2, 0.7]),
+            Some([0.3, 0.3, 0.4]),
+            None,
+        ])];
+        let examples = vec![toy(1, FAVOR, 1.0), toy(2, FAVOR, 1.0), toy(3, FAVOR, 1.0)];
+        let opts = TeacherOptions {
+            weight: 0.5,
+            min_confidence: 0.6,
+            soft_mix: 0.5,
+        };
+        let out = with_teacher(examples, &sentences, &opts);
+        // The unsure one (top 0.4) is dropped; the one without teacher keeps its hard label.
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|e| e.weight == 0.5));
+        let q = out[0].soft.unwrap();
+        assert!(
+            (q[FAVOR] - 0.85).abs() < 1e-6 && (q[AGAINST] - 0.05).abs() < 1e-6,
+            "{q:?}"
+        );
+        assert_eq!(out[1].soft, None);
+    }
+
+    #[test]
+    fn silver_examples_teach_what_gold_lacks_and_soft_targets_stay_soft() {
+        let cfg = TrainConfig {
+            bits: 8,
+            learning_rate: 0.1,
+            ..TrainConfig::default()
+        };
+        let mut gold = Vec::new();
+        for _ in 0..20 {
+            gold.push(toy(1, AGAINST, 1.0));
+            gold.push(toy(2, NEUTRAL, 1.0));
+            gold.push(toy(3, FAVOR, 1.0));
+        }
+        let probe = toy(4, FAVOR, 1.0).features;
+        let without = train(&gold, &cfg, |_, _| {}).probabilities(&probe);
+        assert!(without[FAVOR] < 0.45, "{without:?}");
+
+        let mut with_silver = gold.clone();
+        with_silver.extend((0..20).map(|_| toy(4, FAVOR, 0.5)));
+        let with = train(&with_silver, &cfg, |_, _| {}).probabilities(&probe);
+        assert!(with[FAVOR] > 0.6, "{with:?}");
+
+        // The same silver with a uniform teacher and a full soft mix teaches nothing either way.
+        let mut soft = gold.clone();
+        soft.extend((0..20).map(|_| Example {
+            soft: Some([1.0 / 3.0; CLASSES]),
+            ..toy(4, FAVOR, 0.5)
+        }));
+        let model = train(&soft, &cfg, |_, _| {});
+        let p = model.probabilities(&probe);
+        assert!(p.iter().all(|&x| (x - 1.0 / 3.0).abs() < 0.1), "{p:?}");
     }
 }
