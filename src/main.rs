@@ -210,6 +210,25 @@ enum TrainWhat {
         /// them (--silver files, and --train when it was written by `distill stance --newsmtsc`).
         #[arg(long, default_value_t = 0.0)]
         soft_mix: f32,
+        /// Fast: give the model a dense part, word vectors of this many dimensions derived from the base
+        /// weights' input embeddings (--base-dir; needed only for training) read by a hidden layer.
+        #[arg(long, default_value_t = 0)]
+        dense_dim: usize,
+        /// Fast: hidden units of the dense part.
+        #[arg(long, default_value_t = 64)]
+        hidden: usize,
+        /// Fast: Adam step size of the dense part.
+        #[arg(long)]
+        dense_learning_rate: Option<f32>,
+        /// Fast: weight decay of the dense part.
+        #[arg(long)]
+        dense_l2: Option<f32>,
+        /// Fast: the dense part's weights are averaged over this many last epochs.
+        #[arg(long)]
+        dense_average_last: Option<usize>,
+        /// Fast: train this many models from consecutive seeds and merge them (mean class scores).
+        #[arg(long, default_value_t = 1)]
+        ensemble: usize,
     },
 }
 
@@ -228,6 +247,10 @@ enum DistillWhat {
         /// NewsMTSC JSONL: the same lines with the teacher's probabilities added (gold polarity kept).
         #[arg(long)]
         newsmtsc: Option<PathBuf>,
+        /// NewsMTSC: instead, the entities the recogniser finds in each sentence (of --types) that are not
+        /// its annotated targets, labelled by the teacher (silver, in-domain).
+        #[arg(long, requires = "newsmtsc")]
+        others: bool,
         #[arg(long)]
         out: PathBuf,
         /// CoNLL: entity types used as targets.
@@ -988,6 +1011,12 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
         silver_weight,
         silver_min_confidence,
         soft_mix,
+        dense_dim,
+        hidden,
+        dense_learning_rate,
+        dense_l2,
+        dense_average_last,
+        ensemble,
         accurate,
         base_dir,
         tuned_layers,
@@ -1036,21 +1065,47 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
     cfg.class_weight_power = class_weight_power.unwrap_or(cfg.class_weight_power);
     cfg.average = !no_average;
     cfg.seed = seed.unwrap_or(cfg.seed);
+    cfg.hidden = if dense_dim > 0 { hidden } else { 0 };
+    cfg.dense_learning_rate = dense_learning_rate.unwrap_or(cfg.dense_learning_rate);
+    cfg.dense_l2 = dense_l2.unwrap_or(cfg.dense_l2);
+    cfg.dense_average_last = dense_average_last.unwrap_or(cfg.dense_average_last);
+    cfg.ensemble = ensemble;
+    if cfg.hidden * ensemble.max(1) > stance::dense::MAX_HIDDEN {
+        bail!(
+            "--hidden x --ensemble must be at most {}",
+            stance::dense::MAX_HIDDEN
+        );
+    }
     let lexicon = Lexicon::embedded();
     let sentences = stance::data::parse_newsmtsc(&read_file(&train)?)
         .with_context(|| format!("parsing {}", train.display()))?;
+    let mut silver_sentences = Vec::new();
+    for file in &silver {
+        let s = stance::data::parse_newsmtsc(&read_file(file)?)
+            .with_context(|| format!("parsing {}", file.display()))?;
+        silver_sentences.push((file.clone(), s));
+    }
+    let vectors = if dense_dim > 0 {
+        let all = sentences
+            .iter()
+            .chain(silver_sentences.iter().flat_map(|(_, s)| s.iter()));
+        Some(dense_vectors(all, &base_dir, dense_dim)?)
+    } else {
+        None
+    };
+    let vectors = vectors.as_ref();
     let gold_options = stance::train::TeacherOptions {
         weight: 1.0,
         min_confidence: 0.0,
         soft_mix,
     };
     let mut examples = stance::train::with_teacher(
-        stance::train::examples(&lexicon, &sentences, cfg.bits),
+        stance::train::examples(&lexicon, &sentences, cfg.bits, vectors),
         &sentences,
         &gold_options,
     );
     if let Some(k) = cross_validate {
-        let f1 = stance::train::cross_validate(&examples, &cfg, k.max(2));
+        let f1 = stance::train::cross_validate(&examples, &cfg, vectors, k.max(2));
         println!("{k}-fold cross-validated F1m on the training file: {f1:.4}");
     }
     let silver_options = stance::train::TeacherOptions {
@@ -1059,11 +1114,9 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
         soft_mix,
     };
     let mut sentence_count = sentences.len();
-    for file in &silver {
-        let s = stance::data::parse_newsmtsc(&read_file(file)?)
-            .with_context(|| format!("parsing {}", file.display()))?;
+    for (file, s) in &silver_sentences {
         let mut more = stance::train::with_teacher(
-            stance::train::examples(&lexicon, &s, cfg.bits),
+            stance::train::examples(&lexicon, s, cfg.bits, vectors),
             &s,
             &silver_options,
         );
@@ -1085,7 +1138,10 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
     for d in &dev {
         let s = stance::data::parse_newsmtsc(&read_file(d)?)
             .with_context(|| format!("parsing {}", d.display()))?;
-        devs.push((d.clone(), stance::train::examples(&lexicon, &s, cfg.bits)));
+        devs.push((
+            d.clone(),
+            stance::train::examples(&lexicon, &s, cfg.bits, vectors),
+        ));
     }
     eprintln!(
         "training on {} targets of {} sentences; {}",
@@ -1098,7 +1154,7 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut model = stance::train::train(&examples, &cfg, |epoch, loss| {
+    let mut model = stance::train::train(&examples, &cfg, vectors, |epoch, loss| {
         bar.set_position(epoch as u64);
         bar.set_message(format!("loss {loss:.4}"));
     });
@@ -1112,7 +1168,17 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
     let bytes = model.to_bytes();
     // Figures of the model as saved, after quantisation.
     let saved = stance::Model::from_bytes(&bytes)?;
-    for (path, ex) in &devs {
+    // The dev inputs again from the saved word vectors (8-bit), as `eval stance` computes them.
+    let mut devs_saved = Vec::new();
+    for d in &dev {
+        let s = stance::data::parse_newsmtsc(&read_file(d)?)
+            .with_context(|| format!("parsing {}", d.display()))?;
+        devs_saved.push((
+            d.clone(),
+            stance::train::examples(&lexicon, &s, cfg.bits, saved.vectors()),
+        ));
+    }
+    for (path, ex) in &devs_saved {
         let s = stance::train::scores(&stance::train::predict_all(&saved, ex));
         println!(
             "{}: F1m {:.4} accuracy {:.4} (n = {})",
@@ -1128,6 +1194,42 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
     std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {} ({} bytes)", out.display(), bytes.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dense part's word vectors for the word forms of `sentences` (counted, for the frequency weighting)
+/// and MiniLM's whole-word pieces, from the base weights in `base_dir`.
+fn dense_vectors<'a>(
+    sentences: impl Iterator<Item = &'a stance::data::MtscSentence>,
+    base_dir: &Path,
+    dim: usize,
+) -> Result<stance::dense::WordVectors> {
+    #[cfg(feature = "accurate")]
+    {
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        for s in sentences {
+            let view = stancewatch::nlp::text::TextView::new(&s.text);
+            for t in view.tokens().iter().filter(|t| t.is_word()) {
+                if !t.lower.bytes().any(|b| b.is_ascii_digit()) {
+                    *counts.entry(t.lower.clone()).or_default() += 1;
+                }
+            }
+        }
+        let words: Vec<(String, u64)> = counts.into_iter().collect();
+        let started = Instant::now();
+        let v = stance::dense::build::from_minilm(base_dir, &words, dim)?;
+        eprintln!(
+            "word vectors: {} words x {dim} from {} in {:.1} s",
+            v.len(),
+            base_dir.display(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(v)
+    }
+    #[cfg(not(feature = "accurate"))]
+    {
+        let _ = (sentences, base_dir, dim);
+        bail!("deriving word vectors needs the `accurate` feature (the base weights' reader)")
+    }
 }
 
 /// Fine-tunes the accurate-mode transformer and writes its adapter.
@@ -1276,6 +1378,7 @@ fn distill(what: DistillWhat) -> Result<ExitCode> {
     let DistillWhat::Stance {
         conll,
         newsmtsc,
+        others,
         out,
         types,
         min_tokens,
@@ -1292,22 +1395,27 @@ fn distill(what: DistillWhat) -> Result<ExitCode> {
         let mut targets = 0usize;
         let mut counts = [0usize; 3];
         const CHUNK: usize = 512;
+        let types = types
+            .iter()
+            .map(|t| {
+                NerType::from_conll(t.trim())
+                    .with_context(|| format!("--types: {t:?} is not PER, ORG, LOC or MISC"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut candidates = Vec::new();
+        if let Some(file) = newsmtsc.as_ref().filter(|_| others) {
+            candidates = other_entity_candidates(&file, &types)?;
+        }
         if let Some(conll) = conll {
-            let types = types
-                .iter()
-                .map(|t| {
-                    NerType::from_conll(t.trim())
-                        .with_context(|| format!("--types: {t:?} is not PER, ORG, LOC or MISC"))
-                })
-                .collect::<Result<Vec<_>>>()?;
             let text = read_file(&conll)?;
             let docs =
                 conll_file::parse(&text).with_context(|| format!("parsing {}", conll.display()))?;
-            let candidates =
+            candidates =
                 distill::conll_candidates(&docs, &distill::CandidateFilter { types, min_tokens });
+        }
+        if !candidates.is_empty() {
             eprintln!(
-                "{}: {} sentences with {} targets to label",
-                conll.display(),
+                "{} sentences with {} targets to label",
                 candidates.len(),
                 candidates.iter().map(|c| c.targets.len()).sum::<usize>()
             );
@@ -1334,7 +1442,7 @@ fn distill(what: DistillWhat) -> Result<ExitCode> {
                     candidates.len()
                 );
             }
-        } else if let Some(file) = newsmtsc {
+        } else if let Some(file) = newsmtsc.filter(|_| !others) {
             let text = read_file(&file)?;
             let raw: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
             let sentences = stance::data::parse_newsmtsc(&text)
@@ -1384,9 +1492,70 @@ fn distill(what: DistillWhat) -> Result<ExitCode> {
     }
     #[cfg(not(feature = "accurate"))]
     {
-        let _ = (conll, newsmtsc, out, types, min_tokens, base_dir, model);
+        let _ = (
+            conll, newsmtsc, others, out, types, min_tokens, base_dir, model,
+        );
         bail!("this build has no accurate mode (rebuild with the `accurate` feature)")
     }
+}
+
+/// The entities the pipeline's recogniser finds in each sentence of a NewsMTSC file, of `types`, that do not
+/// overlap the sentence's annotated targets: further targets in the same kind of text, for the teacher to label.
+/// An entity named twice in a sentence is one target, at its first mention.
+#[cfg(feature = "accurate")]
+fn other_entity_candidates(
+    file: &Path,
+    types: &[stancewatch::nlp::ner::NerType],
+) -> Result<Vec<stance::distill::Candidate>> {
+    use stancewatch::nlp::kb::KnowledgeBase;
+    use stancewatch::nlp::ner::{self, NerType};
+    use stancewatch::nlp::{entities, text::TextView, EntityType};
+    let sentences = stance::data::parse_newsmtsc(&read_file(file)?)
+        .with_context(|| format!("parsing {}", file.display()))?;
+    let kb = KnowledgeBase::embedded();
+    let recogniser = entities::Recogniser::new(&kb, ner::Tagger::embedded(&kb)?);
+    let mut out = Vec::new();
+    for s in &sentences {
+        let view = TextView::new(&s.text);
+        let mut targets = Vec::new();
+        for e in entities::find(&kb, &recogniser, &view, None) {
+            let ty = match e.entity_type {
+                EntityType::Person => NerType::Per,
+                EntityType::Org => NerType::Org,
+                EntityType::Location => NerType::Loc,
+                EntityType::Group | EntityType::Misc => NerType::Misc,
+            };
+            if !types.contains(&ty) {
+                continue;
+            }
+            let annotated = |a: usize, b: usize| {
+                s.targets.iter().any(|t| {
+                    std::iter::once((t.start, t.end))
+                        .chain(t.further.iter().copied())
+                        .any(|(x, y)| a < y && x < b)
+                })
+            };
+            if e.mentions.iter().any(|m| annotated(m.start, m.end)) {
+                continue;
+            }
+            if let Some(m) = e.mentions.first() {
+                targets.push(stance::distill::CandidateTarget {
+                    from: m.start,
+                    to: m.end,
+                    mention: m.text.clone(),
+                    ty,
+                });
+            }
+        }
+        if !targets.is_empty() {
+            targets.sort_by_key(|t| t.from);
+            out.push(stance::distill::Candidate {
+                text: s.text.clone(),
+                targets,
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn eval(what: EvalWhat) -> Result<ExitCode> {
@@ -1432,7 +1601,8 @@ fn eval(what: EvalWhat) -> Result<ExitCode> {
             let sentences = stance::data::parse_newsmtsc(&read_file(&newsmtsc)?)
                 .with_context(|| format!("parsing {}", newsmtsc.display()))?;
             let started = Instant::now();
-            let examples = stance::train::examples(&lexicon, &sentences, model.bits);
+            let examples =
+                stance::train::examples(&lexicon, &sentences, model.bits, model.vectors());
             let pairs = stance::train::predict_all(&model, &examples);
             report_stance_eval(
                 &newsmtsc,

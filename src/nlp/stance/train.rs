@@ -17,6 +17,7 @@ use super::super::lexicon::Lexicon;
 use super::super::text::TextView;
 use super::super::StanceLabel;
 use super::data::MtscSentence;
+use super::dense::{input_len, Dense, Mlp, WordVectors};
 use super::features::{token_range, Context, Features};
 use super::model::{argmax, softmax, Model, AGAINST, CLASSES, FAVOR, NEUTRAL};
 
@@ -50,7 +51,13 @@ pub fn label_of(class: usize) -> StanceLabel {
 }
 
 /// The features of every NewsMTSC target; the sentence is the context, as a body sentence is in the pipeline.
-pub fn examples(lexicon: &Lexicon, sentences: &[MtscSentence], bits: u32) -> Vec<Example> {
+/// With `vectors`, each example also gets the dense input a model with those word vectors reads.
+pub fn examples(
+    lexicon: &Lexicon,
+    sentences: &[MtscSentence],
+    bits: u32,
+    vectors: Option<&WordVectors>,
+) -> Vec<Example> {
     let mut out = Vec::new();
     for (k, s) in sentences.iter().enumerate() {
         let view = TextView::new(&s.text);
@@ -63,6 +70,9 @@ pub fn examples(lexicon: &Lexicon, sentences: &[MtscSentence], bits: u32) -> Vec
             let mut features = Features::new(bits);
             if !spans.is_empty() {
                 ctx.features(&spans, &mut features);
+            }
+            if let Some(v) = vectors {
+                ctx.dense(&spans, v, &mut features.dense);
             }
             out.push(Example {
                 features,
@@ -139,6 +149,16 @@ pub struct TrainConfig {
     /// Average the weights over the ends of epochs, which steadies a model trained on noisy labels.
     pub average: bool,
     pub seed: u64,
+    /// Hidden units of the dense network (0: a purely linear model, even when word vectors are given).
+    pub hidden: usize,
+    /// Adam's step size for the dense network.
+    pub dense_learning_rate: f32,
+    /// Decoupled weight decay of the dense network, per step (AdamW).
+    pub dense_l2: f32,
+    /// Epochs of the dense network's training whose end weights are averaged (the last ones).
+    pub dense_average_last: usize,
+    /// Models trained from consecutive seeds and merged into one (see [`train`]).
+    pub ensemble: usize,
 }
 
 impl Default for TrainConfig {
@@ -151,17 +171,93 @@ impl Default for TrainConfig {
             class_weight_power: 0.5,
             average: true,
             seed: 20_260_401,
+            hidden: 0,
+            dense_learning_rate: 1e-3,
+            dense_l2: 1e-5,
+            dense_average_last: 6,
+            ensemble: 1,
         }
     }
 }
 
-/// Trains a model; `on_epoch(epoch, mean_loss)` reports progress.
+/// Trains a model; `on_epoch(epoch, mean_loss)` reports progress. With `vectors` and `cfg.hidden > 0` the
+/// model gets a dense part, trained jointly with the linear weights (one loss over the summed class scores, the
+/// same example order), the network by Adam and the linear weights by AdaGrad as without it.
+///
+/// With `cfg.ensemble` = K > 1, K models are trained from seeds `seed`, `seed + 1`, ... and merged into one
+/// whose class scores are the mean of theirs: the linear weights averaged, the networks' hidden layers side by
+/// side with their output weights divided by K. The networks differ by initialisation and example order, and
+/// their mean varies less with the seed than any one of them.
 pub fn train(
     examples: &[Example],
     cfg: &TrainConfig,
+    vectors: Option<&WordVectors>,
     mut on_epoch: impl FnMut(usize, f64),
 ) -> Model {
+    let k = cfg.ensemble.max(1);
+    let mut merged: Option<Model> = None;
+    for i in 0..k {
+        let one = TrainConfig {
+            seed: cfg.seed.wrapping_add(i as u64),
+            ..cfg.clone()
+        };
+        let m = train_one(examples, &one, vectors, &mut on_epoch);
+        merged = Some(match merged {
+            None => m,
+            Some(acc) => merge(acc, m, i),
+        });
+    }
+    merged.unwrap_or_else(|| Model::zeros(cfg.bits))
+}
+
+/// `acc` is the merge of `n` models so far; the result is that of `n + 1` with `m`.
+fn merge(mut acc: Model, m: Model, n: usize) -> Model {
+    let n = n as f32;
+    for (a, b) in acc.weights.iter_mut().zip(&m.weights) {
+        *a = (*a * n + b) / (n + 1.0);
+    }
+    if let (Some(a), Some(b)) = (&mut acc.dense, m.dense) {
+        let (x, y) = (&mut a.mlp, b.mlp);
+        let scale = n / (n + 1.0);
+        let mut w2 = Vec::with_capacity((x.hidden + y.hidden) * CLASSES);
+        for c in 0..CLASSES {
+            w2.extend(
+                x.w2[c * x.hidden..(c + 1) * x.hidden]
+                    .iter()
+                    .map(|w| w * scale),
+            );
+            w2.extend(
+                y.w2[c * y.hidden..(c + 1) * y.hidden]
+                    .iter()
+                    .map(|w| w / (n + 1.0)),
+            );
+        }
+        x.w1.extend(y.w1);
+        x.b1.extend(y.b1);
+        for c in 0..CLASSES {
+            x.b2[c] = x.b2[c] * scale + y.b2[c] / (n + 1.0);
+        }
+        x.w2 = w2;
+        x.hidden += y.hidden;
+    }
+    acc
+}
+
+fn train_one(
+    examples: &[Example],
+    cfg: &TrainConfig,
+    vectors: Option<&WordVectors>,
+    on_epoch: &mut impl FnMut(usize, f64),
+) -> Model {
     let mut model = Model::zeros(cfg.bits);
+    let mut net = vectors.filter(|_| cfg.hidden > 0).map(|v| {
+        let mlp = Mlp::init(
+            input_len(v.dim),
+            cfg.hidden,
+            cfg.seed ^ 0x9e37_79b9_7f4a_7c15,
+        );
+        NetTrainer::new(mlp)
+    });
     let mut accum = vec![0f32; model.weights.len()];
     // Class frequencies count each example by its weight.
     let mut counts = [0f32; CLASSES];
@@ -188,7 +284,14 @@ pub fn train(
         let mut loss = 0f64;
         for &k in &order {
             let e = &examples[k];
-            let p = softmax(model.logits(&e.features));
+            let mut z = model.logits(&e.features);
+            if let Some(t) = &mut net {
+                let zd = t.mlp.forward(&e.features.dense, &mut t.hidden);
+                for c in 0..CLASSES {
+                    z[c] += zd[c];
+                }
+            }
+            let p = softmax(z);
             let w = class_weight[e.class] * e.weight;
             let q = e.soft.unwrap_or_else(|| {
                 let mut q = [0f32; CLASSES];
@@ -199,6 +302,9 @@ pub fn train(
             for c in 0..CLASSES {
                 loss -= f64::from(q[c]) * f64::from(p[c].max(1e-9).ln()) * f64::from(w);
                 grad[c] = (p[c] - q[c]) * w;
+            }
+            if let Some(t) = &mut net {
+                t.step(&e.features.dense, &grad, cfg);
             }
             for &(i, v) in &e.features.items {
                 let base = i as usize * CLASSES;
@@ -216,25 +322,139 @@ pub fn train(
                 *s += w;
             }
         }
+        if let Some(t) = &mut net {
+            if epoch + cfg.dense_average_last.max(1) >= cfg.epochs {
+                t.accumulate();
+            }
+        }
         on_epoch(epoch + 1, loss / examples.len().max(1) as f64);
     }
     if cfg.average && cfg.epochs > 0 {
         let n = cfg.epochs as f32;
         model.weights = sum.into_iter().map(|s| s / n).collect();
     }
+    if let (Some(t), Some(v)) = (net, vectors) {
+        model.dense = Some(Dense {
+            vectors: v.clone(),
+            mlp: t.averaged(),
+        });
+    }
     model
+}
+
+/// Adam state of the dense network during [`train`], and the running sum for averaging its weights.
+struct NetTrainer {
+    mlp: Mlp,
+    hidden: Vec<f32>,
+    /// First and second moments, per parameter in [`Mlp::params_mut`] order.
+    m: Vec<f32>,
+    v: Vec<f32>,
+    steps: i32,
+    sum: Option<Mlp>,
+    summed: usize,
+}
+
+impl NetTrainer {
+    fn new(mlp: Mlp) -> Self {
+        let n = mlp.w1.len() + mlp.b1.len() + mlp.w2.len() + CLASSES;
+        NetTrainer {
+            hidden: Vec::with_capacity(mlp.hidden),
+            mlp,
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            steps: 0,
+            sum: None,
+            summed: 0,
+        }
+    }
+
+    /// One AdamW step on the gradient of the loss with respect to the class scores, `dz`; `self.hidden` holds
+    /// the activations of the forward pass over `x`.
+    fn step(&mut self, x: &[f32], dz: &[f32; CLASSES], cfg: &TrainConfig) {
+        let (inp, hid) = (self.mlp.input, self.mlp.hidden);
+        let mut grad = vec![0f32; self.m.len()];
+        let (g1, rest) = grad.split_at_mut(inp * hid);
+        let (gb1, rest) = rest.split_at_mut(hid);
+        let (g2, gb2) = rest.split_at_mut(hid * CLASSES);
+        for j in 0..hid {
+            if self.hidden[j] <= 0.0 {
+                continue;
+            }
+            let mut dh = 0f32;
+            for c in 0..CLASSES {
+                dh += dz[c] * self.mlp.w2[c * hid + j];
+            }
+            gb1[j] = dh;
+            for (g, xi) in g1[j * inp..(j + 1) * inp].iter_mut().zip(x) {
+                *g = dh * xi;
+            }
+        }
+        for c in 0..CLASSES {
+            gb2[c] = dz[c];
+            for j in 0..hid {
+                g2[c * hid + j] = dz[c] * self.hidden[j];
+            }
+        }
+        self.steps += 1;
+        let (b1, b2) = (0.9f32, 0.999f32);
+        let c1 = 1.0 - b1.powi(self.steps);
+        let c2 = 1.0 - b2.powi(self.steps);
+        let lr = cfg.dense_learning_rate;
+        let mut k = 0;
+        for params in self.mlp.params_mut() {
+            for p in params.iter_mut() {
+                let g = grad[k];
+                self.m[k] = b1 * self.m[k] + (1.0 - b1) * g;
+                self.v[k] = b2 * self.v[k] + (1.0 - b2) * g * g;
+                *p -=
+                    lr * ((self.m[k] / c1) / ((self.v[k] / c2).sqrt() + 1e-8) + cfg.dense_l2 * *p);
+                k += 1;
+            }
+        }
+    }
+
+    fn accumulate(&mut self) {
+        self.summed += 1;
+        match &mut self.sum {
+            None => self.sum = Some(self.mlp.clone()),
+            Some(s) => {
+                let mut cur = self.mlp.clone();
+                for (a, b) in s.params_mut().into_iter().zip(cur.params_mut()) {
+                    a.iter_mut().zip(b.iter()).for_each(|(x, y)| *x += y);
+                }
+            }
+        }
+    }
+
+    fn averaged(mut self) -> Mlp {
+        match self.sum.take() {
+            Some(mut s) => {
+                let n = self.summed as f32;
+                for a in s.params_mut() {
+                    a.iter_mut().for_each(|x| *x /= n);
+                }
+                s
+            }
+            None => self.mlp,
+        }
+    }
 }
 
 /// Macro-F1 of `k`-fold cross-validation on the training examples (folds by sentence, offsets tuned on the
 /// training part of each fold), for choosing settings without looking at dev.
-pub fn cross_validate(examples: &[Example], cfg: &TrainConfig, k: usize) -> f64 {
+pub fn cross_validate(
+    examples: &[Example],
+    cfg: &TrainConfig,
+    vectors: Option<&WordVectors>,
+    k: usize,
+) -> f64 {
     let mut pairs = Vec::new();
     for fold in 0..k {
         let (test, train_part): (Vec<Example>, Vec<Example>) = examples
             .iter()
             .cloned()
             .partition(|e| e.sentence % k == fold);
-        let mut model = train(&train_part, cfg, |_, _| {});
+        let mut model = train(&train_part, cfg, vectors, |_, _| {});
         model.offsets = tune_offsets(&model, &train_part);
         pairs.extend(predict_all(&model, &test));
     }
@@ -447,12 +667,12 @@ mod tests {
             gold.push(toy(3, FAVOR, 1.0));
         }
         let probe = toy(4, FAVOR, 1.0).features;
-        let without = train(&gold, &cfg, |_, _| {}).probabilities(&probe);
+        let without = train(&gold, &cfg, None, |_, _| {}).probabilities(&probe);
         assert!(without[FAVOR] < 0.45, "{without:?}");
 
         let mut with_silver = gold.clone();
         with_silver.extend((0..20).map(|_| toy(4, FAVOR, 0.5)));
-        let with = train(&with_silver, &cfg, |_, _| {}).probabilities(&probe);
+        let with = train(&with_silver, &cfg, None, |_, _| {}).probabilities(&probe);
         assert!(with[FAVOR] > 0.6, "{with:?}");
 
         // The same silver with a uniform teacher and a full soft mix teaches nothing either way.
@@ -461,7 +681,7 @@ mod tests {
             soft: Some([1.0 / 3.0; CLASSES]),
             ..toy(4, FAVOR, 0.5)
         }));
-        let model = train(&soft, &cfg, |_, _| {});
+        let model = train(&soft, &cfg, None, |_, _| {});
         let p = model.probabilities(&probe);
         assert!(p.iter().all(|&x| (x - 1.0 / 3.0).abs() < 0.1), "{p:?}");
     }
