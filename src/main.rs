@@ -126,6 +126,8 @@ enum Command {
     },
 }
 
+// The stance variant carries every training option; the enum is parsed once, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum TrainWhat {
     /// Train the entity recogniser (two-pass averaged perceptron) and write it, compressed, to --out.
@@ -1117,7 +1119,7 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
     for (file, s) in &silver_sentences {
         let mut more = stance::train::with_teacher(
             stance::train::examples(&lexicon, s, cfg.bits, vectors),
-            &s,
+            s,
             &silver_options,
         );
         // Sentence indices stay distinct from the gold file's.
@@ -1404,7 +1406,7 @@ fn distill(what: DistillWhat) -> Result<ExitCode> {
             .collect::<Result<Vec<_>>>()?;
         let mut candidates = Vec::new();
         if let Some(file) = newsmtsc.as_ref().filter(|_| others) {
-            candidates = other_entity_candidates(&file, &types)?;
+            candidates = other_entity_candidates(file, &types)?;
         }
         if let Some(conll) = conll {
             let text = read_file(&conll)?;
