@@ -1096,13 +1096,14 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
         None
     };
     let vectors = vectors.as_ref();
+    let rows = vectors.map(stance::dense::DenseRows::Vectors);
     let gold_options = stance::train::TeacherOptions {
         weight: 1.0,
         min_confidence: 0.0,
         soft_mix,
     };
     let mut examples = stance::train::with_teacher(
-        stance::train::examples(&lexicon, &sentences, cfg.bits, vectors),
+        stance::train::examples(&lexicon, &sentences, cfg.bits, rows),
         &sentences,
         &gold_options,
     );
@@ -1118,7 +1119,7 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
     let mut sentence_count = sentences.len();
     for (file, s) in &silver_sentences {
         let mut more = stance::train::with_teacher(
-            stance::train::examples(&lexicon, s, cfg.bits, vectors),
+            stance::train::examples(&lexicon, s, cfg.bits, rows),
             s,
             &silver_options,
         );
@@ -1136,14 +1137,11 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
         );
         examples.extend(more);
     }
-    let mut devs = Vec::new();
+    let mut dev_sentences = Vec::new();
     for d in &dev {
         let s = stance::data::parse_newsmtsc(&read_file(d)?)
             .with_context(|| format!("parsing {}", d.display()))?;
-        devs.push((
-            d.clone(),
-            stance::train::examples(&lexicon, &s, cfg.bits, vectors),
-        ));
+        dev_sentences.push((d.clone(), s));
     }
     eprintln!(
         "training on {} targets of {} sentences; {}",
@@ -1156,28 +1154,58 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut model = stance::train::train(&examples, &cfg, vectors, |epoch, loss| {
+    let model = stance::train::train(&examples, &cfg, vectors, |epoch, loss| {
         bar.set_position(epoch as u64);
         bar.set_message(format!("loss {loss:.4}"));
     });
     bar.finish_and_clear();
-    let pooled: Vec<_> = devs.iter().flat_map(|(_, e)| e.iter().cloned()).collect();
+    let dev_examples = |m: &stance::Model| -> Vec<stance::train::Example> {
+        dev_sentences
+            .iter()
+            .flat_map(|(_, s)| stance::train::examples(&lexicon, s, cfg.bits, m.vectors()))
+            .collect()
+    };
+    // The run-time form (the dense part's word vectors projected through the first layer, 8-bit), which is
+    // what is saved; the offsets are tuned on its readings.
+    let mut model = match &model.dense {
+        Some(stance::dense::DensePart::Direct(_)) => {
+            let mut direct = model;
+            let pooled = dev_examples(&direct);
+            direct.offsets = stance::train::tune_offsets(&direct, &pooled);
+            let before = stance::train::predict_all(&direct, &pooled);
+            let mut projected = direct.projected();
+            let after = stance::train::predict_all(&projected, &dev_examples(&projected));
+            let same = before
+                .iter()
+                .zip(&after)
+                .filter(|(a, b)| a.1 == b.1)
+                .count();
+            eprintln!(
+                "dense part as trained: pooled dev F1m {:.4}; projected, same offsets: {:.4}, {same} of {} \
+                 targets read alike",
+                stance::train::scores(&before).f1m,
+                stance::train::scores(&after).f1m,
+                after.len()
+            );
+            projected.offsets = [0.0; 3];
+            projected
+        }
+        _ => model,
+    };
+    let pooled = dev_examples(&model);
     model.offsets = stance::train::tune_offsets(&model, &pooled);
     eprintln!(
         "class offsets (against, neutral, favor): {:?}",
         model.offsets
     );
     let bytes = model.to_bytes();
-    // Figures of the model as saved, after quantisation.
+    // Figures of the model as saved, as `eval stance` computes them.
     let saved = stance::Model::from_bytes(&bytes)?;
-    // The dev inputs again from the saved word vectors (8-bit), as `eval stance` computes them.
     let mut devs_saved = Vec::new();
-    for d in &dev {
-        let s = stance::data::parse_newsmtsc(&read_file(d)?)
-            .with_context(|| format!("parsing {}", d.display()))?;
+    for (d, s) in &dev_sentences {
         devs_saved.push((
             d.clone(),
-            stance::train::examples(&lexicon, &s, cfg.bits, saved.vectors()),
+            stance::train::examples(&lexicon, s, cfg.bits, saved.vectors()),
         ));
     }
     for (path, ex) in &devs_saved {
@@ -1826,6 +1854,31 @@ fn tune_aggregation(details: &[(StanceLabel, Vec<stance::MentionStance>)]) {
         cv_pairs_f1.iter().sum::<f64>() / 5.0,
         cv_pairs_f1.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
         f1_of(&Params::TUNED, &mut (0..n)),
+    );
+    // Fast mode's thresholds alone, its other weights fixed: the best pairs, to choose among near-ties.
+    let mut table = Vec::new();
+    for f in [0.0f32, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3] {
+        for a in [-0.4f32, -0.3, -0.25, -0.2, -0.15, -0.1, -0.05] {
+            let p = Params {
+                favor_threshold: f,
+                against_threshold: a,
+                ..Params::FAST
+            };
+            table.push((f1_of(&p, &mut (0..n)), f, a));
+        }
+    }
+    table.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let top: Vec<String> = table
+        .iter()
+        .take(20)
+        .map(|(f1, f, a)| format!("favor > {f}, against < {a}: {f1:.4}"))
+        .collect();
+    println!(
+        "fast weights, thresholds by F1m (current: favor > {}, against < {}: {:.4}):\n  {}",
+        Params::FAST.favor_threshold,
+        Params::FAST.against_threshold,
+        f1_of(&Params::FAST, &mut (0..n)),
+        top.join("\n  ")
     );
 
     // The fitted aggregator, over the summaries with the current weights; articles without the target

@@ -324,6 +324,322 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     dot(a, b)
 }
 
+/// Where [`super::features::Context::dense`] gets each word's numbers from: per block, `width` numbers per
+/// word. The raw word vectors give every block the same row ([`WordVectors`], training); the run-time form
+/// gives each block the word's vector already multiplied by that block's part of the first layer
+/// ([`Projected`]).
+pub trait Rows {
+    /// Numbers per block.
+    fn width(&self) -> usize;
+    /// Row index of a word form, if it has one.
+    fn id(&self, form: &str) -> Option<u32>;
+    /// `out += w × (the row of word `id` as block `block` reads it)`.
+    fn add(&self, id: u32, block: usize, w: f32, out: &mut [f32]);
+}
+
+impl Rows for WordVectors {
+    fn width(&self) -> usize {
+        self.dim
+    }
+    fn id(&self, form: &str) -> Option<u32> {
+        WordVectors::id(self, form)
+    }
+    #[inline]
+    fn add(&self, id: u32, _block: usize, w: f32, out: &mut [f32]) {
+        for (o, x) in out.iter_mut().zip(self.row(id)) {
+            *o += w * x;
+        }
+    }
+}
+
+/// The dense part in its run-time form. The first layer is linear in each block's average, and an average
+/// of word vectors goes through a linear map as the average of the mapped vectors: W_b · mean(v) =
+/// mean(W_b · v). So each word's vector is multiplied by each block's columns of the first layer once, when
+/// the model is saved, and the stance step only sums `hidden` numbers per word and block: its cost no
+/// longer depends on the vectors' dimension. The projections are 8-bit with one scale per (block, hidden
+/// unit) times one per (word, block), so that the rows of frequent words (small after the frequency
+/// weighting) keep their precision; the lexicon sums keep their float weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projected {
+    pub hidden: usize,
+    index: HashMap<Box<str>, u32, Words>,
+    /// `BLOCKS × hidden` numbers per word in index order, block-major.
+    data: Vec<i8>,
+    /// Scale of each (block, hidden unit), `scales[b * hidden + j]`.
+    scales: Vec<f32>,
+    /// Scale of each (word, block), `row_scales[id * BLOCKS + b]`.
+    row_scales: Vec<f32>,
+    /// First-layer weights of the lexicon sums, `lexical[j * LEXICAL + l]`.
+    lexical: Vec<f32>,
+    b1: Vec<f32>,
+    /// `w2[c * hidden + j]`.
+    w2: Vec<f32>,
+    b2: [f32; CLASSES],
+}
+
+impl Projected {
+    /// The run-time form of `dense` (words in sorted order, so the bytes do not depend on hashing).
+    pub fn new(dense: &Dense) -> Self {
+        let (v, mlp) = (&dense.vectors, &dense.mlp);
+        let (dim, hidden, input) = (v.dim, mlp.hidden, mlp.input);
+        assert_eq!(
+            input,
+            input_len(dim),
+            "network input and word vectors disagree"
+        );
+        let mut words: Vec<(&str, u32)> = v.index.iter().map(|(w, &i)| (&**w, i)).collect();
+        words.sort_unstable();
+        let width = BLOCKS * hidden;
+        let mut full = vec![0f32; words.len() * width];
+        for (k, &(_, i)) in words.iter().enumerate() {
+            let row = v.row(i);
+            for b in 0..BLOCKS {
+                for j in 0..hidden {
+                    let w = &mlp.w1[j * input + b * dim..j * input + (b + 1) * dim];
+                    full[k * width + b * hidden + j] = dot(w, row);
+                }
+            }
+        }
+        let mut scales = vec![0f32; width];
+        for row in full.chunks(width) {
+            for (s, x) in scales.iter_mut().zip(row) {
+                *s = s.max(x.abs());
+            }
+        }
+        scales.iter_mut().for_each(|s| *s = s.max(1e-9));
+        let mut row_scales = Vec::with_capacity(words.len() * BLOCKS);
+        let mut data = Vec::with_capacity(full.len());
+        for row in full.chunks(hidden) {
+            let cols = &scales[(row_scales.len() % BLOCKS) * hidden..][..hidden];
+            let top = row
+                .iter()
+                .zip(cols)
+                .fold(0f32, |m, (x, s)| m.max((x / s).abs()));
+            let r = top.max(1e-9) / 127.0;
+            row_scales.push(r);
+            data.extend(
+                row.iter()
+                    .zip(cols)
+                    .map(|(x, s)| (x / s / r).round().clamp(-127.0, 127.0) as i8),
+            );
+        }
+        let mut index = HashMap::with_capacity_and_hasher(words.len(), Words::default());
+        for (k, (w, _)) in words.iter().enumerate() {
+            index.insert(Box::from(*w), k as u32);
+        }
+        let lexical = (0..hidden)
+            .flat_map(|j| {
+                mlp.w1[j * input + BLOCKS * dim..(j + 1) * input]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        Projected {
+            hidden,
+            index,
+            data,
+            scales,
+            row_scales,
+            lexical,
+            b1: mlp.b1.clone(),
+            w2: mlp.w2.clone(),
+            b2: mlp.b2,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Length of the input [`Projected::scores`] reads: the block sums, then the lexicon sums.
+    pub fn input_len(&self) -> usize {
+        BLOCKS * self.hidden + LEXICAL
+    }
+
+    /// Class scores from the per-block sums of projections (unscaled, as [`Rows::add`] left them, each block
+    /// already divided by its weight total) and the lexicon sums.
+    pub fn scores(&self, x: &[f32]) -> [f32; CLASSES] {
+        let hidden = self.hidden.min(MAX_HIDDEN);
+        let mut h = [0f32; MAX_HIDDEN];
+        h[..hidden].copy_from_slice(&self.b1[..hidden]);
+        for b in 0..BLOCKS {
+            let at = b * self.hidden;
+            for ((a, s), v) in h[..hidden]
+                .iter_mut()
+                .zip(&self.scales[at..at + hidden])
+                .zip(&x[at..at + hidden])
+            {
+                *a += s * v;
+            }
+        }
+        let lex = &x[BLOCKS * self.hidden..];
+        for j in 0..hidden {
+            h[j] = (h[j] + dot(&self.lexical[j * LEXICAL..(j + 1) * LEXICAL], lex)).max(0.0);
+        }
+        let mut z = self.b2;
+        for c in 0..CLASSES {
+            z[c] += dot(
+                &self.w2[c * self.hidden..(c + 1) * self.hidden],
+                &h[..hidden],
+            );
+        }
+        z
+    }
+
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let mut words: Vec<(&str, u32)> = self.index.iter().map(|(w, &i)| (&**w, i)).collect();
+        words.sort_unstable_by_key(|&(_, i)| i);
+        out.extend_from_slice(&(self.hidden as u32).to_le_bytes());
+        out.extend_from_slice(&(words.len() as u32).to_le_bytes());
+        for (w, _) in &words {
+            out.push(w.len().min(255) as u8);
+            out.extend_from_slice(&w.as_bytes()[..w.len().min(255)]);
+        }
+        out.extend(self.data.iter().map(|&q| q as u8));
+        for x in self
+            .row_scales
+            .iter()
+            .chain(&self.scales)
+            .chain(&self.lexical)
+            .chain(&self.b1)
+            .chain(&self.w2)
+            .chain(&self.b2)
+        {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+
+    pub fn read(r: &mut Cursor<'_>) -> Result<Self, DenseError> {
+        let hidden = r.u32()? as usize;
+        let n = r.u32()? as usize;
+        if hidden == 0 || hidden > MAX_HIDDEN || n > 10_000_000 {
+            return Err(DenseError::Corrupt);
+        }
+        let mut index = HashMap::with_capacity_and_hasher(n, Words::default());
+        for k in 0..n {
+            let len = r.take(1)?[0] as usize;
+            let w = std::str::from_utf8(r.take(len)?).map_err(|_| DenseError::Corrupt)?;
+            index.insert(Box::from(w), k as u32);
+        }
+        if index.len() != n {
+            return Err(DenseError::Corrupt);
+        }
+        let width = BLOCKS * hidden;
+        let data = r.take(n * width)?.iter().map(|&b| b as i8).collect();
+        let mut vec =
+            |n: usize| -> Result<Vec<f32>, DenseError> { (0..n).map(|_| r.f32()).collect() };
+        let row_scales = vec(n * BLOCKS)?;
+        let scales = vec(width)?;
+        let lexical = vec(hidden * LEXICAL)?;
+        let b1 = vec(hidden)?;
+        let w2 = vec(hidden * CLASSES)?;
+        let b2 = vec(CLASSES)?;
+        Ok(Projected {
+            hidden,
+            index,
+            data,
+            scales,
+            row_scales,
+            lexical,
+            b1,
+            w2,
+            b2: [b2[0], b2[1], b2[2]],
+        })
+    }
+}
+
+impl Rows for Projected {
+    fn width(&self) -> usize {
+        self.hidden
+    }
+    fn id(&self, form: &str) -> Option<u32> {
+        self.index.get(form).copied()
+    }
+    #[inline]
+    fn add(&self, id: u32, block: usize, w: f32, out: &mut [f32]) {
+        let row = id as usize * BLOCKS + block;
+        let w = w * self.row_scales[row];
+        let at = row * self.hidden;
+        for (o, &q) in out.iter_mut().zip(&self.data[at..at + self.hidden]) {
+            *o += w * f32::from(q);
+        }
+    }
+}
+
+/// The dense part of a model: as trained (word vectors and the network), or in its run-time form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DensePart {
+    Direct(Dense),
+    Projected(Projected),
+}
+
+/// The word rows a model's dense input is computed from (see [`Rows`]).
+#[derive(Debug, Clone, Copy)]
+pub enum DenseRows<'a> {
+    Vectors(&'a WordVectors),
+    Projected(&'a Projected),
+}
+
+impl DensePart {
+    pub fn rows(&self) -> DenseRows<'_> {
+        match self {
+            DensePart::Direct(d) => DenseRows::Vectors(&d.vectors),
+            DensePart::Projected(p) => DenseRows::Projected(p),
+        }
+    }
+
+    /// Length of the dense input this part reads.
+    pub fn input_len(&self) -> usize {
+        match self {
+            DensePart::Direct(d) => d.mlp.input,
+            DensePart::Projected(p) => p.input_len(),
+        }
+    }
+
+    /// Class scores of a dense input of [`DensePart::input_len`] numbers.
+    pub fn scores(&self, x: &[f32]) -> [f32; CLASSES] {
+        match self {
+            DensePart::Direct(d) => d.mlp.scores(x),
+            DensePart::Projected(p) => p.scores(x),
+        }
+    }
+
+    /// The run-time form.
+    pub fn projected(&self) -> Self {
+        match self {
+            DensePart::Direct(d) => DensePart::Projected(Projected::new(d)),
+            DensePart::Projected(p) => DensePart::Projected(p.clone()),
+        }
+    }
+
+    /// A tag byte (1 direct, 2 projected), then the part.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            DensePart::Direct(d) => {
+                out.push(1);
+                d.write(out);
+            }
+            DensePart::Projected(p) => {
+                out.push(2);
+                p.write(out);
+            }
+        }
+    }
+
+    /// After the tag byte `tag` (see [`DensePart::write`]).
+    pub fn read(tag: u8, r: &mut Cursor<'_>) -> Result<Self, DenseError> {
+        match tag {
+            1 => Ok(DensePart::Direct(Dense::read(r)?)),
+            2 => Ok(DensePart::Projected(Projected::read(r)?)),
+            _ => Err(DenseError::Corrupt),
+        }
+    }
+}
+
 /// The word vectors and the network that reads their averages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dense {

@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use super::super::lexicon::Lexicon;
 use super::super::text::Token;
-use super::dense::{self, WordVectors};
+use super::dense::{self, DenseRows, Rows};
 
 /// Bumped whenever the features change meaning, so a model trained on other features is refused at load.
 pub const FEATURE_VERSION: u32 = 4;
@@ -495,17 +495,34 @@ impl<'t> Context<'t> {
     /// block with no word that has a vector is zeros. The sentence's and each clause's vector sums are
     /// computed once per sentence and the target's own words subtracted, so a target costs only the words
     /// near it.
-    pub fn dense(&self, spans: &[Range<usize>], vectors: &WordVectors, out: &mut Vec<f32>) {
-        let dim = vectors.dim;
+    pub fn dense(&self, spans: &[Range<usize>], rows: DenseRows<'_>, out: &mut Vec<f32>) {
+        match rows {
+            DenseRows::Vectors(v) => self.dense_from(spans, v, out),
+            DenseRows::Projected(p) => self.dense_from(spans, p, out),
+        }
+    }
+
+    /// [`Context::dense`] from the rows of `vectors`: `width` numbers per block.
+    fn dense_from<R: Rows>(&self, spans: &[Range<usize>], vectors: &R, out: &mut Vec<f32>) {
+        let dim = vectors.width();
         let start = out.len();
         out.resize(start + dense::input_len(dim), 0.0);
         let n = self.len();
         if spans.is_empty() || n == 0 {
             return;
         }
+        // The memo is of the first rows this context met; other rows (another model) get their own.
+        let key = std::ptr::from_ref(vectors).cast::<()>() as usize;
         let memo = self
             .dense_memo
-            .get_or_init(|| DenseMemo::new(self, vectors));
+            .get_or_init(|| DenseMemo::new(self, vectors, key));
+        let other;
+        let memo = if memo.key == key {
+            memo
+        } else {
+            other = DenseMemo::new(self, vectors, key);
+            &other
+        };
         let ids = &memo.ids;
         let mut mask = vec![false; n];
         for s in spans {
@@ -530,16 +547,11 @@ impl<'t> Context<'t> {
                 totals[5] += memo.clause_counts[c];
             }
             for i in (0..n).filter(|&i| mask[i] && ids[i] != u32::MAX) {
-                let row = vectors.row(ids[i]);
                 totals[4] -= 1.0;
-                for (o, x) in sentence[4 * dim..].iter_mut().zip(row) {
-                    *o -= x;
-                }
+                vectors.add(ids[i], 4, -1.0, &mut sentence[4 * dim..]);
                 if clauses.contains(&self.clause[i]) {
                     totals[5] -= 1.0;
-                    for (o, x) in clause.iter_mut().zip(row) {
-                        *o -= x;
-                    }
+                    vectors.add(ids[i], 5, -1.0, clause);
                 }
             }
         }
@@ -571,12 +583,9 @@ impl<'t> Context<'t> {
             if ids[i] == u32::MAX || best.1 > DENSE_WINDOW {
                 continue;
             }
-            let row = vectors.row(ids[i]);
             let mut add = |b: usize, w: f32| {
                 totals[b] += w;
-                for (o, x) in block[b * dim..(b + 1) * dim].iter_mut().zip(row) {
-                    *o += w * x;
-                }
+                vectors.add(ids[i], b, w, &mut block[b * dim..(b + 1) * dim]);
             };
             add(best.0, 1.0 / best.1 as f32);
             if best.1 <= 2 {
@@ -601,14 +610,10 @@ impl<'t> Context<'t> {
         // can read verbs the training data never labelled ("X lambasted", "hailed X").
         for s in spans {
             let mut put = |b: usize, j: usize, sign: f32| {
+                // Blocks 6 and 7 are zeros until filled here.
                 if ids[j] != u32::MAX && totals[b] == 0.0 {
                     totals[b] = 1.0;
-                    for (o, x) in block[b * dim..(b + 1) * dim]
-                        .iter_mut()
-                        .zip(vectors.row(ids[j]))
-                    {
-                        *o = sign * x;
-                    }
+                    vectors.add(ids[j], b, sign, &mut block[b * dim..(b + 1) * dim]);
                 }
             };
             if let Some((j, passive, negated)) = self.verb_after(s, &mask) {
@@ -772,19 +777,21 @@ impl<'t> Context<'t> {
 /// What [`Context::dense`] shares between the targets of a sentence.
 #[derive(Debug, Clone)]
 struct DenseMemo {
+    /// Address of the rows it was computed from.
+    key: usize,
     /// Word-vector row of each token (`u32::MAX` for none).
     ids: Vec<u32>,
-    /// Sum of the vectors of the sentence's words, and how many there are.
+    /// Sum of the rows of the sentence's words (as the sentence block reads them), and how many there are.
     sentence: Vec<f32>,
     sentence_count: f32,
-    /// The same per clause, `dim` numbers per clause.
+    /// The same per clause (as the clause block reads them), `width` numbers per clause.
     clauses: Vec<f32>,
     clause_counts: Vec<f32>,
 }
 
 impl DenseMemo {
-    fn new(ctx: &Context<'_>, vectors: &WordVectors) -> Self {
-        let dim = vectors.dim;
+    fn new<R: Rows>(ctx: &Context<'_>, vectors: &R, key: usize) -> Self {
+        let dim = vectors.width();
         let n = ctx.len();
         let ids: Vec<u32> = (0..n)
             .map(|i| {
@@ -797,6 +804,7 @@ impl DenseMemo {
             .collect();
         let n_clauses = ctx.clause.last().map_or(0, |&c| usize::from(c) + 1);
         let mut memo = DenseMemo {
+            key,
             sentence: vec![0.0; dim],
             sentence_count: 0.0,
             clauses: vec![0.0; n_clauses * dim],
@@ -807,16 +815,16 @@ impl DenseMemo {
             if memo.ids[i] == u32::MAX {
                 continue;
             }
-            let row = vectors.row(memo.ids[i]);
             let c = usize::from(ctx.clause[i]);
             memo.sentence_count += 1.0;
             memo.clause_counts[c] += 1.0;
-            for (o, x) in memo.sentence.iter_mut().zip(row) {
-                *o += x;
-            }
-            for (o, x) in memo.clauses[c * dim..(c + 1) * dim].iter_mut().zip(row) {
-                *o += x;
-            }
+            vectors.add(memo.ids[i], 4, 1.0, &mut memo.sentence);
+            vectors.add(
+                memo.ids[i],
+                5,
+                1.0,
+                &mut memo.clauses[c * dim..(c + 1) * dim],
+            );
         }
         memo
     }

@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 
 use std::ops::Range;
 
-use super::dense::{Cursor, Dense, DenseError};
+use super::dense::{Cursor, DenseError, DensePart, DenseRows};
 use super::features::{Context, Features, FEATURE_VERSION};
 
 /// Number of classes and their order in weights and probabilities.
@@ -25,8 +25,9 @@ pub const NEUTRAL: usize = 1;
 pub const FAVOR: usize = 2;
 
 const MAGIC: &[u8; 4] = b"SWSM";
-/// Format 2 adds the optional dense part after the sparse weights; format 1 files (no dense part) still load.
-const FORMAT: u32 = 2;
+/// Format 2 adds the optional dense part after the sparse weights; format 3 lets it be in its run-time
+/// (projected) form. Files of formats 1 and 2 still load.
+const FORMAT: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -52,8 +53,8 @@ pub struct Model {
     /// Added to each class's log-odds before the softmax.
     pub offsets: [f32; CLASSES],
     /// Word vectors and the hidden layer over them, whose class scores add to the linear ones (absent in a
-    /// purely linear model).
-    pub dense: Option<Dense>,
+    /// purely linear model); as trained, or in the run-time form that saved models have.
+    pub dense: Option<DensePart>,
 }
 
 impl Model {
@@ -66,9 +67,17 @@ impl Model {
         }
     }
 
-    /// The word vectors of the dense part, if there is one.
-    pub fn vectors(&self) -> Option<&super::dense::WordVectors> {
-        self.dense.as_ref().map(|d| &d.vectors)
+    /// The word rows the dense part reads, if there is one.
+    pub fn vectors(&self) -> Option<DenseRows<'_>> {
+        self.dense.as_ref().map(DensePart::rows)
+    }
+
+    /// This model with its dense part in the run-time form ([`super::dense::Projected`]), as it is saved.
+    pub fn projected(&self) -> Self {
+        Model {
+            dense: self.dense.as_ref().map(DensePart::projected),
+            ..self.clone()
+        }
     }
 
     /// The features of the target whose mentions in `ctx` are `spans`, as this model reads them (the dense
@@ -77,7 +86,7 @@ impl Model {
         out.clear();
         ctx.features(spans, out);
         if let Some(d) = &self.dense {
-            ctx.dense(spans, &d.vectors, &mut out.dense);
+            ctx.dense(spans, d.rows(), &mut out.dense);
         }
     }
 
@@ -91,8 +100,8 @@ impl Model {
             }
         }
         if let Some(d) = &self.dense {
-            if f.dense.len() == d.mlp.input {
-                let zd = d.mlp.scores(&f.dense);
+            if f.dense.len() == d.input_len() {
+                let zd = d.scores(&f.dense);
                 for c in 0..CLASSES {
                     z[c] += zd[c];
                 }
@@ -147,10 +156,7 @@ impl Model {
         }
         match &self.dense {
             None => raw.push(0),
-            Some(d) => {
-                raw.push(1);
-                d.write(&mut raw);
-            }
+            Some(d) => d.write(&mut raw),
         }
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(&raw).expect("writing to a Vec");
@@ -199,12 +205,16 @@ impl Model {
                 model.weights[row * CLASSES + c] = f32::from(q) * scale;
             }
         }
-        if format >= 2 && r.take(1)?[0] == 1 {
+        let tag = if format >= 2 { r.take(1)?[0] } else { 0 };
+        if tag != 0 {
+            if format < 3 && tag != 1 {
+                return Err(ModelError::Corrupt);
+            }
             let mut cursor = Cursor {
                 buf: r.buf,
                 at: r.at,
             };
-            model.dense = Some(Dense::read(&mut cursor)?);
+            model.dense = Some(DensePart::read(tag, &mut cursor)?);
         }
         Ok(model)
     }

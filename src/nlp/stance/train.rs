@@ -17,7 +17,7 @@ use super::super::lexicon::Lexicon;
 use super::super::text::TextView;
 use super::super::StanceLabel;
 use super::data::MtscSentence;
-use super::dense::{input_len, Dense, Mlp, WordVectors};
+use super::dense::{input_len, Dense, DensePart, DenseRows, Mlp, WordVectors};
 use super::features::{token_range, Context, Features};
 use super::model::{argmax, softmax, Model, AGAINST, CLASSES, FAVOR, NEUTRAL};
 
@@ -56,7 +56,7 @@ pub fn examples(
     lexicon: &Lexicon,
     sentences: &[MtscSentence],
     bits: u32,
-    vectors: Option<&WordVectors>,
+    vectors: Option<DenseRows<'_>>,
 ) -> Vec<Example> {
     let mut out = Vec::new();
     for (k, s) in sentences.iter().enumerate() {
@@ -216,7 +216,7 @@ fn merge(mut acc: Model, m: Model, n: usize) -> Model {
     for (a, b) in acc.weights.iter_mut().zip(&m.weights) {
         *a = (*a * n + b) / (n + 1.0);
     }
-    if let (Some(a), Some(b)) = (&mut acc.dense, m.dense) {
+    if let (Some(DensePart::Direct(a)), Some(DensePart::Direct(b))) = (&mut acc.dense, m.dense) {
         let (x, y) = (&mut a.mlp, b.mlp);
         let scale = n / (n + 1.0);
         let mut w2 = Vec::with_capacity((x.hidden + y.hidden) * CLASSES);
@@ -334,10 +334,10 @@ fn train_one(
         model.weights = sum.into_iter().map(|s| s / n).collect();
     }
     if let (Some(t), Some(v)) = (net, vectors) {
-        model.dense = Some(Dense {
+        model.dense = Some(DensePart::Direct(Dense {
             vectors: v.clone(),
             mlp: t.averaged(),
-        });
+        }));
     }
     model
 }
