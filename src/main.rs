@@ -71,6 +71,11 @@ enum Command {
         #[command(subcommand)]
         what: TrainWhat,
     },
+    /// Label data with the accurate-mode transformer for training the fast model: `distill stance`.
+    Distill {
+        #[command(subcommand)]
+        what: DistillWhat,
+    },
     /// Measure a model on annotated data: `eval ner` (CoNLL), `eval stance` (NewsMTSC), `eval persent` (PerSenT).
     Eval {
         #[command(subcommand)]
@@ -126,6 +131,8 @@ enum Command {
     },
 }
 
+// The stance variant carries every training option; the enum is parsed once, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum TrainWhat {
     /// Train the entity recogniser (two-pass averaged perceptron) and write it, compressed, to --out.
@@ -175,7 +182,7 @@ enum TrainWhat {
         /// Accurate: peak learning rate of the head.
         #[arg(long)]
         head_learning_rate: Option<f64>,
-        /// Accurate: seed of the head's initialisation, the batch order and dropout.
+        /// Seed: accurate, of the head's initialisation, the batch order and dropout; fast, of the shuffle.
         #[arg(long)]
         seed: Option<u64>,
         /// Accurate: mark the target (token type 1) and read each target in its own pass.
@@ -197,6 +204,74 @@ enum TrainWhat {
         /// Also report K-fold cross-validated macro-F1 on the training file.
         #[arg(long, value_name = "K")]
         cross_validate: Option<usize>,
+        /// Distilled (teacher-labelled) JSONL from `distill stance`, trained on beside --train; repeatable.
+        #[arg(long, value_name = "FILE")]
+        silver: Vec<PathBuf>,
+        /// Weight of each --silver example (gold examples weigh 1).
+        #[arg(long, default_value_t = 1.0)]
+        silver_weight: f32,
+        /// Drop --silver targets whose teacher's top probability is below this.
+        #[arg(long, default_value_t = 0.0)]
+        silver_min_confidence: f32,
+        /// Train toward (1 - MIX) x one-hot label + MIX x teacher probabilities, for every target that has
+        /// them (--silver files, and --train when it was written by `distill stance --newsmtsc`).
+        #[arg(long, default_value_t = 0.0)]
+        soft_mix: f32,
+        /// Fast: give the model a dense part, word vectors of this many dimensions derived from the base
+        /// weights' input embeddings (--base-dir; needed only for training) read by a hidden layer.
+        #[arg(long, default_value_t = 0)]
+        dense_dim: usize,
+        /// Fast: hidden units of the dense part.
+        #[arg(long, default_value_t = 64)]
+        hidden: usize,
+        /// Fast: Adam step size of the dense part.
+        #[arg(long)]
+        dense_learning_rate: Option<f32>,
+        /// Fast: weight decay of the dense part.
+        #[arg(long)]
+        dense_l2: Option<f32>,
+        /// Fast: the dense part's weights are averaged over this many last epochs.
+        #[arg(long)]
+        dense_average_last: Option<usize>,
+        /// Fast: train this many models from consecutive seeds and merge them (mean class scores).
+        #[arg(long, default_value_t = 1)]
+        ensemble: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum DistillWhat {
+    /// Write NewsMTSC-style JSONL whose targets carry the transformer's label (`polarity`) and probabilities
+    /// (`teacher`): from a CoNLL-2003 file (prose sentences, gold entities as targets) or a NewsMTSC file.
+    Stance {
+        /// CoNLL-2003 file (e.g. ../shared/data/conll2003/eng.train).
+        #[arg(
+            long,
+            conflicts_with = "newsmtsc",
+            required_unless_present = "newsmtsc"
+        )]
+        conll: Option<PathBuf>,
+        /// NewsMTSC JSONL: the same lines with the teacher's probabilities added (gold polarity kept).
+        #[arg(long)]
+        newsmtsc: Option<PathBuf>,
+        /// NewsMTSC: instead, the entities the recogniser finds in each sentence (of --types) that are not
+        /// its annotated targets, labelled by the teacher (silver, in-domain).
+        #[arg(long, requires = "newsmtsc")]
+        others: bool,
+        #[arg(long)]
+        out: PathBuf,
+        /// CoNLL: entity types used as targets.
+        #[arg(long, value_delimiter = ',', default_value = "PER,ORG,LOC")]
+        types: Vec<String>,
+        /// CoNLL: sentences with fewer tokens are skipped.
+        #[arg(long, default_value_t = 8)]
+        min_tokens: usize,
+        /// The base weights.
+        #[arg(long, default_value = "models/base/all-minilm-l6-v2")]
+        base_dir: PathBuf,
+        /// An adapter file instead of the embedded one.
+        #[arg(long)]
+        model: Option<PathBuf>,
     },
 }
 
@@ -299,6 +374,7 @@ fn main() -> ExitCode {
             process(input.as_deref(), limits, &nlp)
         }
         Command::Train { what } => train(what),
+        Command::Distill { what } => distill(what),
         Command::Eval { what } => eval(what),
         Command::Bench {
             articles,
@@ -940,6 +1016,16 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
         class_weight_power,
         no_average,
         cross_validate,
+        silver,
+        silver_weight,
+        silver_min_confidence,
+        soft_mix,
+        dense_dim,
+        hidden,
+        dense_learning_rate,
+        dense_l2,
+        dense_average_last,
+        ensemble,
         accurate,
         base_dir,
         tuned_layers,
@@ -987,24 +1073,87 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
     cfg.learning_rate = learning_rate.unwrap_or(cfg.learning_rate);
     cfg.class_weight_power = class_weight_power.unwrap_or(cfg.class_weight_power);
     cfg.average = !no_average;
+    cfg.seed = seed.unwrap_or(cfg.seed);
+    cfg.hidden = if dense_dim > 0 { hidden } else { 0 };
+    cfg.dense_learning_rate = dense_learning_rate.unwrap_or(cfg.dense_learning_rate);
+    cfg.dense_l2 = dense_l2.unwrap_or(cfg.dense_l2);
+    cfg.dense_average_last = dense_average_last.unwrap_or(cfg.dense_average_last);
+    cfg.ensemble = ensemble;
+    if cfg.hidden * ensemble.max(1) > stance::dense::MAX_HIDDEN {
+        bail!(
+            "--hidden x --ensemble must be at most {}",
+            stance::dense::MAX_HIDDEN
+        );
+    }
     let lexicon = Lexicon::embedded();
     let sentences = stance::data::parse_newsmtsc(&read_file(&train)?)
         .with_context(|| format!("parsing {}", train.display()))?;
-    let examples = stance::train::examples(&lexicon, &sentences, cfg.bits);
+    let mut silver_sentences = Vec::new();
+    for file in &silver {
+        let s = stance::data::parse_newsmtsc(&read_file(file)?)
+            .with_context(|| format!("parsing {}", file.display()))?;
+        silver_sentences.push((file.clone(), s));
+    }
+    let vectors = if dense_dim > 0 {
+        let all = sentences
+            .iter()
+            .chain(silver_sentences.iter().flat_map(|(_, s)| s.iter()));
+        Some(dense_vectors(all, &base_dir, dense_dim)?)
+    } else {
+        None
+    };
+    let vectors = vectors.as_ref();
+    let rows = vectors.map(stance::dense::DenseRows::Vectors);
+    let gold_options = stance::train::TeacherOptions {
+        weight: 1.0,
+        min_confidence: 0.0,
+        soft_mix,
+    };
+    let mut examples = stance::train::with_teacher(
+        stance::train::examples(&lexicon, &sentences, cfg.bits, rows),
+        &sentences,
+        &gold_options,
+    );
     if let Some(k) = cross_validate {
-        let f1 = stance::train::cross_validate(&examples, &cfg, k.max(2));
+        let f1 = stance::train::cross_validate(&examples, &cfg, vectors, k.max(2));
         println!("{k}-fold cross-validated F1m on the training file: {f1:.4}");
     }
-    let mut devs = Vec::new();
+    let silver_options = stance::train::TeacherOptions {
+        weight: silver_weight,
+        min_confidence: silver_min_confidence,
+        soft_mix,
+    };
+    let mut sentence_count = sentences.len();
+    for (file, s) in &silver_sentences {
+        let mut more = stance::train::with_teacher(
+            stance::train::examples(&lexicon, s, cfg.bits, rows),
+            s,
+            &silver_options,
+        );
+        // Sentence indices stay distinct from the gold file's.
+        for e in &mut more {
+            e.sentence += sentence_count;
+        }
+        sentence_count += s.len();
+        eprintln!(
+            "silver {}: {} targets of {} sentences ({})",
+            file.display(),
+            more.len(),
+            s.len(),
+            serde_json::to_string(&silver_options)?
+        );
+        examples.extend(more);
+    }
+    let mut dev_sentences = Vec::new();
     for d in &dev {
         let s = stance::data::parse_newsmtsc(&read_file(d)?)
             .with_context(|| format!("parsing {}", d.display()))?;
-        devs.push((d.clone(), stance::train::examples(&lexicon, &s, cfg.bits)));
+        dev_sentences.push((d.clone(), s));
     }
     eprintln!(
         "training on {} targets of {} sentences; {}",
         examples.len(),
-        sentences.len(),
+        sentence_count,
         serde_json::to_string(&cfg)?
     );
     let bar = if std::io::stderr().is_terminal() {
@@ -1012,21 +1161,61 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut model = stance::train::train(&examples, &cfg, |epoch, loss| {
+    let model = stance::train::train(&examples, &cfg, vectors, |epoch, loss| {
         bar.set_position(epoch as u64);
         bar.set_message(format!("loss {loss:.4}"));
     });
     bar.finish_and_clear();
-    let pooled: Vec<_> = devs.iter().flat_map(|(_, e)| e.iter().cloned()).collect();
+    let dev_examples = |m: &stance::Model| -> Vec<stance::train::Example> {
+        dev_sentences
+            .iter()
+            .flat_map(|(_, s)| stance::train::examples(&lexicon, s, cfg.bits, m.vectors()))
+            .collect()
+    };
+    // The run-time form (the dense part's word vectors projected through the first layer, 8-bit), which is
+    // what is saved; the offsets are tuned on its readings.
+    let mut model = match &model.dense {
+        Some(stance::dense::DensePart::Direct(_)) => {
+            let mut direct = model;
+            let pooled = dev_examples(&direct);
+            direct.offsets = stance::train::tune_offsets(&direct, &pooled);
+            let before = stance::train::predict_all(&direct, &pooled);
+            let mut projected = direct.projected();
+            let after = stance::train::predict_all(&projected, &dev_examples(&projected));
+            let same = before
+                .iter()
+                .zip(&after)
+                .filter(|(a, b)| a.1 == b.1)
+                .count();
+            eprintln!(
+                "dense part as trained: pooled dev F1m {:.4}; projected, same offsets: {:.4}, {same} of {} \
+                 targets read alike",
+                stance::train::scores(&before).f1m,
+                stance::train::scores(&after).f1m,
+                after.len()
+            );
+            projected.offsets = [0.0; 3];
+            projected
+        }
+        _ => model,
+    };
+    let pooled = dev_examples(&model);
     model.offsets = stance::train::tune_offsets(&model, &pooled);
     eprintln!(
         "class offsets (against, neutral, favor): {:?}",
         model.offsets
     );
     let bytes = model.to_bytes();
-    // Figures of the model as saved, after quantisation.
+    // Figures of the model as saved, as `eval stance` computes them.
     let saved = stance::Model::from_bytes(&bytes)?;
-    for (path, ex) in &devs {
+    let mut devs_saved = Vec::new();
+    for (d, s) in &dev_sentences {
+        devs_saved.push((
+            d.clone(),
+            stance::train::examples(&lexicon, s, cfg.bits, saved.vectors()),
+        ));
+    }
+    for (path, ex) in &devs_saved {
         let s = stance::train::scores(&stance::train::predict_all(&saved, ex));
         println!(
             "{}: F1m {:.4} accuracy {:.4} (n = {})",
@@ -1042,6 +1231,42 @@ fn train_stance(what: TrainWhat) -> Result<ExitCode> {
     std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {} ({} bytes)", out.display(), bytes.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dense part's word vectors for the word forms of `sentences` (counted, for the frequency weighting)
+/// and MiniLM's whole-word pieces, from the base weights in `base_dir`.
+fn dense_vectors<'a>(
+    sentences: impl Iterator<Item = &'a stance::data::MtscSentence>,
+    base_dir: &Path,
+    dim: usize,
+) -> Result<stance::dense::WordVectors> {
+    #[cfg(feature = "accurate")]
+    {
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        for s in sentences {
+            let view = stancewatch::nlp::text::TextView::new(&s.text);
+            for t in view.tokens().iter().filter(|t| t.is_word()) {
+                if !t.lower.bytes().any(|b| b.is_ascii_digit()) {
+                    *counts.entry(t.lower.clone()).or_default() += 1;
+                }
+            }
+        }
+        let words: Vec<(String, u64)> = counts.into_iter().collect();
+        let started = Instant::now();
+        let v = stance::dense::build::from_minilm(base_dir, &words, dim)?;
+        eprintln!(
+            "word vectors: {} words x {dim} from {} in {:.1} s",
+            v.len(),
+            base_dir.display(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(v)
+    }
+    #[cfg(not(feature = "accurate"))]
+    {
+        let _ = (sentences, base_dir, dim);
+        bail!("deriving word vectors needs the `accurate` feature (the base weights' reader)")
+    }
 }
 
 /// Fine-tunes the accurate-mode transformer and writes its adapter.
@@ -1186,6 +1411,190 @@ fn load_accurate(
     )?)
 }
 
+fn distill(what: DistillWhat) -> Result<ExitCode> {
+    let DistillWhat::Stance {
+        conll,
+        newsmtsc,
+        others,
+        out,
+        types,
+        min_tokens,
+        base_dir,
+        model,
+    } = what;
+    #[cfg(feature = "accurate")]
+    {
+        use stancewatch::nlp::ner::{conll as conll_file, NerType};
+        use stancewatch::nlp::stance::distill;
+        let teacher = load_accurate(&base_dir, model.as_deref())?;
+        let started = Instant::now();
+        let mut lines = Vec::new();
+        let mut targets = 0usize;
+        let mut counts = [0usize; 3];
+        const CHUNK: usize = 512;
+        let types = types
+            .iter()
+            .map(|t| {
+                NerType::from_conll(t.trim())
+                    .with_context(|| format!("--types: {t:?} is not PER, ORG, LOC or MISC"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut candidates = Vec::new();
+        if let Some(file) = newsmtsc.as_ref().filter(|_| others) {
+            candidates = other_entity_candidates(file, &types)?;
+        }
+        if let Some(conll) = conll {
+            let text = read_file(&conll)?;
+            let docs =
+                conll_file::parse(&text).with_context(|| format!("parsing {}", conll.display()))?;
+            candidates =
+                distill::conll_candidates(&docs, &distill::CandidateFilter { types, min_tokens });
+        }
+        if !candidates.is_empty() {
+            eprintln!(
+                "{} sentences with {} targets to label",
+                candidates.len(),
+                candidates.iter().map(|c| c.targets.len()).sum::<usize>()
+            );
+            for (k, chunk) in candidates.chunks(CHUNK).enumerate() {
+                let inputs: Vec<_> = chunk
+                    .iter()
+                    .map(|c| stancewatch::nlp::accurate::SentenceTargets {
+                        text: c.text.clone(),
+                        targets: c.targets.iter().map(|t| vec![(t.from, t.to)]).collect(),
+                    })
+                    .collect();
+                let probs = teacher.probabilities(&inputs, 64)?;
+                for (c, p) in chunk.iter().zip(&probs) {
+                    for q in p.iter().flatten() {
+                        targets += 1;
+                        counts[(distill::polarity_of(q) / 2.0) as usize - 1] += 1;
+                    }
+                    lines.extend(distill::silver_line(c, p));
+                }
+                eprintln!(
+                    "[{:>5.0} s] labelled {}/{} sentences",
+                    started.elapsed().as_secs_f64(),
+                    (k * CHUNK + chunk.len()),
+                    candidates.len()
+                );
+            }
+        } else if let Some(file) = newsmtsc.filter(|_| !others) {
+            let text = read_file(&file)?;
+            let raw: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            let sentences = stance::data::parse_newsmtsc(&text)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            let (inputs, _) = stancewatch::nlp::accurate::train::mtsc_targets(&sentences);
+            for (k, (chunk, raw)) in inputs.chunks(CHUNK).zip(raw.chunks(CHUNK)).enumerate() {
+                let probs = teacher.probabilities(chunk, 64)?;
+                for (line, p) in raw.iter().zip(&probs) {
+                    let mut v: serde_json::Value = serde_json::from_str(line)?;
+                    if let Some(ts) = v["targets"].as_array_mut() {
+                        for (t, q) in ts.iter_mut().zip(p) {
+                            if let Some(q) = q {
+                                targets += 1;
+                                counts[(distill::polarity_of(q) / 2.0) as usize - 1] += 1;
+                                t["teacher"] = serde_json::to_value(
+                                    q.map(|x| (x * 10_000.0).round() / 10_000.0),
+                                )?;
+                            }
+                        }
+                    }
+                    lines.push(serde_json::to_string(&v)?);
+                }
+                eprintln!(
+                    "[{:>5.0} s] labelled {}/{} sentences",
+                    started.elapsed().as_secs_f64(),
+                    (k * CHUNK + chunk.len()),
+                    inputs.len()
+                );
+            }
+        }
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut body = lines.join("\n");
+        body.push('\n');
+        std::fs::write(&out, body).with_context(|| format!("writing {}", out.display()))?;
+        println!(
+            "wrote {} ({} sentences, {targets} targets: {} against, {} neutral, {} favor) in {:.0} s",
+            out.display(),
+            lines.len(),
+            counts[0],
+            counts[1],
+            counts[2],
+            started.elapsed().as_secs_f64()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+    #[cfg(not(feature = "accurate"))]
+    {
+        let _ = (
+            conll, newsmtsc, others, out, types, min_tokens, base_dir, model,
+        );
+        bail!("this build has no accurate mode (rebuild with the `accurate` feature)")
+    }
+}
+
+/// The entities the pipeline's recogniser finds in each sentence of a NewsMTSC file, of `types`, that do not
+/// overlap the sentence's annotated targets: further targets in the same kind of text, for the teacher to label.
+/// An entity named twice in a sentence is one target, at its first mention.
+#[cfg(feature = "accurate")]
+fn other_entity_candidates(
+    file: &Path,
+    types: &[stancewatch::nlp::ner::NerType],
+) -> Result<Vec<stance::distill::Candidate>> {
+    use stancewatch::nlp::kb::KnowledgeBase;
+    use stancewatch::nlp::ner::{self, NerType};
+    use stancewatch::nlp::{entities, text::TextView, EntityType};
+    let sentences = stance::data::parse_newsmtsc(&read_file(file)?)
+        .with_context(|| format!("parsing {}", file.display()))?;
+    let kb = KnowledgeBase::embedded();
+    let recogniser = entities::Recogniser::new(&kb, ner::Tagger::embedded(&kb)?);
+    let mut out = Vec::new();
+    for s in &sentences {
+        let view = TextView::new(&s.text);
+        let mut targets = Vec::new();
+        for e in entities::find(&kb, &recogniser, &view, None) {
+            let ty = match e.entity_type {
+                EntityType::Person => NerType::Per,
+                EntityType::Org => NerType::Org,
+                EntityType::Location => NerType::Loc,
+                EntityType::Group | EntityType::Misc => NerType::Misc,
+            };
+            if !types.contains(&ty) {
+                continue;
+            }
+            let annotated = |a: usize, b: usize| {
+                s.targets.iter().any(|t| {
+                    std::iter::once((t.start, t.end))
+                        .chain(t.further.iter().copied())
+                        .any(|(x, y)| a < y && x < b)
+                })
+            };
+            if e.mentions.iter().any(|m| annotated(m.start, m.end)) {
+                continue;
+            }
+            if let Some(m) = e.mentions.first() {
+                targets.push(stance::distill::CandidateTarget {
+                    from: m.start,
+                    to: m.end,
+                    mention: m.text.clone(),
+                    ty,
+                });
+            }
+        }
+        if !targets.is_empty() {
+            targets.sort_by_key(|t| t.from);
+            out.push(stance::distill::Candidate {
+                text: s.text.clone(),
+                targets,
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn eval(what: EvalWhat) -> Result<ExitCode> {
     match what {
         EvalWhat::Ner { conll, model, json } => eval_ner(&conll, model.as_deref(), json),
@@ -1229,7 +1638,8 @@ fn eval(what: EvalWhat) -> Result<ExitCode> {
             let sentences = stance::data::parse_newsmtsc(&read_file(&newsmtsc)?)
                 .with_context(|| format!("parsing {}", newsmtsc.display()))?;
             let started = Instant::now();
-            let examples = stance::train::examples(&lexicon, &sentences, model.bits);
+            let examples =
+                stance::train::examples(&lexicon, &sentences, model.bits, model.vectors());
             let pairs = stance::train::predict_all(&model, &examples);
             report_stance_eval(
                 &newsmtsc,
@@ -1451,6 +1861,31 @@ fn tune_aggregation(details: &[(StanceLabel, Vec<stance::MentionStance>)]) {
         cv_pairs_f1.iter().sum::<f64>() / 5.0,
         cv_pairs_f1.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
         f1_of(&Params::TUNED, &mut (0..n)),
+    );
+    // Fast mode's thresholds alone, its other weights fixed: the best pairs, to choose among near-ties.
+    let mut table = Vec::new();
+    for f in [0.0f32, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3] {
+        for a in [-0.4f32, -0.3, -0.25, -0.2, -0.15, -0.1, -0.05] {
+            let p = Params {
+                favor_threshold: f,
+                against_threshold: a,
+                ..Params::FAST
+            };
+            table.push((f1_of(&p, &mut (0..n)), f, a));
+        }
+    }
+    table.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let top: Vec<String> = table
+        .iter()
+        .take(20)
+        .map(|(f1, f, a)| format!("favor > {f}, against < {a}: {f1:.4}"))
+        .collect();
+    println!(
+        "fast weights, thresholds by F1m (current: favor > {}, against < {}: {:.4}):\n  {}",
+        Params::FAST.favor_threshold,
+        Params::FAST.against_threshold,
+        f1_of(&Params::FAST, &mut (0..n)),
+        top.join("\n  ")
     );
 
     // The fitted aggregator, over the summaries with the current weights; articles without the target

@@ -209,3 +209,150 @@ fn process_takes_a_watchlist_of_the_users_own_entities() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/w.jsonl"));
 }
+
+/// `train stance --silver`: distilled files change the model, deterministically, and the confidence floor
+/// drops their unsure targets (here all of them, which must give the model trained without them).
+#[test]
+fn train_stance_takes_silver_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let line = |text: &str, to: usize, polarity: f64, teacher: Option<[f32; 3]>| {
+        let mut target = serde_json::json!({"from": 0, "to": to, "polarity": polarity});
+        if let Some(t) = teacher {
+            target["teacher"] = serde_json::json!(t);
+        }
+        serde_json::json!({"sentence_normalized": text, "targets": [target]}).to_string() + "\n"
+    };
+    let gold = line("Smith praised the brave plan.", 5, 6.0, None)
+        + &line("Jones attacked the corrupt deal.", 5, 2.0, None)
+        + &line("Brown met the delegation on Monday.", 5, 4.0, None);
+    let silver = line(
+        "Kohl condemned the disastrous policy.",
+        4,
+        2.0,
+        Some([0.8, 0.15, 0.05]),
+    ) + &line(
+        "Major welcomed the excellent result.",
+        5,
+        6.0,
+        Some([0.05, 0.25, 0.7]),
+    );
+    std::fs::write(path("gold.jsonl"), &gold).unwrap();
+    std::fs::write(path("silver.jsonl"), &silver).unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        let (g, o) = (path("gold.jsonl"), path(out));
+        let mut args = vec![
+            "train", "stance", "--train", &g, "--dev", &g, "--out", &o, "--epochs", "3",
+        ];
+        args.extend_from_slice(extra);
+        let run = Command::new(BIN).args(&args).output().unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        (
+            std::fs::read(&o).unwrap(),
+            String::from_utf8_lossy(&run.stderr).into_owned(),
+        )
+    };
+    let s = path("silver.jsonl");
+    let (plain, _) = train("plain.bin", &[]);
+    let (a, log) = train("a.bin", &["--silver", &s, "--silver-weight", "0.5"]);
+    let (b, _) = train("b.bin", &["--silver", &s, "--silver-weight", "0.5"]);
+    assert!(log.contains("2 targets of 2 sentences"), "{log}");
+    assert_eq!(a, b, "the same command gives the same model");
+    assert_ne!(a, plain, "silver examples change the model");
+    let (none, log) = train(
+        "none.bin",
+        &["--silver", &s, "--silver-min-confidence", "0.9"],
+    );
+    assert!(log.contains("0 targets of 2 sentences"), "{log}");
+    assert_eq!(none, plain);
+}
+
+/// `distill stance --conll`: prose sentences with their gold entities as targets, labelled by the transformer
+/// (skips without the base weights, like the other accurate-mode tests).
+#[test]
+fn distill_stance_labels_conll_entities_with_the_teacher() {
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/models/base/all-minilm-l6-v2");
+    if !std::path::Path::new(base)
+        .join("model.safetensors")
+        .is_file()
+    {
+        eprintln!("skipping: no base weights in {base} (run scripts/fetch-minilm.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let conll = dir.path().join("tiny.conll");
+    let out = dir.path().join("silver.jsonl");
+    let sentence = |tokens: &[(&str, &str)]| -> String {
+        tokens
+            .iter()
+            .map(|(w, t)| format!("{w} X X {t}\n"))
+            .collect::<String>()
+            + "\n"
+    };
+    let text = String::from("-DOCSTART- -X- O O\n\n")
+        + &sentence(&[("RUGBY", "O"), ("-", "O"), ("WALES", "I-LOC"), ("WIN", "O")])
+        + &sentence(&[
+            ("Critics", "O"),
+            ("said", "O"),
+            ("Peter", "I-PER"),
+            ("Smith", "I-PER"),
+            ("was", "O"),
+            ("a", "O"),
+            ("corrupt", "O"),
+            (",", "O"),
+            ("incompetent", "O"),
+            ("liar", "O"),
+            ("who", "O"),
+            ("betrayed", "O"),
+            ("Ruritania", "I-LOC"),
+            (".", "O"),
+        ]);
+    std::fs::write(&conll, text).unwrap();
+    let run = Command::new(BIN)
+        .args(["distill", "stance", "--conll", conll.to_str().unwrap()])
+        .args([
+            "--out",
+            out.to_str().unwrap(),
+            "--base-dir",
+            base,
+            "--types",
+            "PER",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let written = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The headline is not prose, and only PER targets were asked for.
+    assert_eq!(lines.len(), 1, "{written}");
+    assert_eq!(
+        lines[0]["sentence_normalized"],
+        "Critics said Peter Smith was a corrupt, incompetent liar who betrayed Ruritania."
+    );
+    let target = &lines[0]["targets"][0];
+    assert_eq!(lines[0]["targets"].as_array().unwrap().len(), 1);
+    assert_eq!(target["mention"], "Peter Smith");
+    let p: Vec<f64> = serde_json::from_value(target["teacher"].clone()).unwrap();
+    assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-3, "{p:?}");
+    assert_eq!(
+        target["polarity"], 2.0,
+        "the teacher reads the insult as against: {p:?}"
+    );
+    // The file is what `train stance` reads.
+    let parsed = stancewatch::nlp::stance::data::parse_newsmtsc(&written).unwrap();
+    assert_eq!(
+        parsed[0].targets[0].label,
+        stancewatch::nlp::StanceLabel::Against
+    );
+}

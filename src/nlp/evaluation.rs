@@ -72,7 +72,7 @@ fn evaluation_newsmtsc_mention_stance() {
     for file in ["newsmtsc/dev-rw.jsonl", "newsmtsc/dev-mt.jsonl"] {
         let Some(text) = read(file) else { return };
         let sentences = stance::data::parse_newsmtsc(&text).unwrap();
-        let examples = stance::train::examples(&lexicon, &sentences, model.bits);
+        let examples = stance::train::examples(&lexicon, &sentences, model.bits, model.vectors());
         let pairs = stance::train::predict_all(&model, &examples);
         let (f1, acc) = macro_f1(&pairs);
         eprintln!(

@@ -19,6 +19,8 @@ use super::{Entity, EntityType, Field, Stance, StanceLabel};
 
 pub mod aggregate;
 pub mod data;
+pub mod dense;
+pub mod distill;
 pub mod features;
 pub mod model;
 pub mod train;
@@ -126,8 +128,7 @@ pub fn mention_stances(
                     .filter(|(x, _)| *x == e)
                     .map(|(_, r)| r.clone())
                     .collect();
-                features.clear();
-                ctx.features(&spans, &mut features);
+                model.read(&ctx, &spans, &mut features);
                 let speaker = speakers.contains(&e);
                 let other_speaker = speakers.iter().any(|&x| x != e);
                 let attributed =

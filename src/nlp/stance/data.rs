@@ -33,6 +33,8 @@ pub struct MtscTarget {
     /// Other mentions of the same target in the sentence.
     pub further: Vec<(usize, usize)>,
     pub label: StanceLabel,
+    /// A teacher model's probabilities (against, neutral, favor), in distilled ("silver") files.
+    pub teacher: Option<[f32; 3]>,
 }
 
 #[derive(Deserialize)]
@@ -48,6 +50,8 @@ struct RawTarget {
     polarity: f64,
     #[serde(default)]
     further_mentions: Vec<RawMention>,
+    #[serde(default)]
+    teacher: Option<[f32; 3]>,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +101,7 @@ pub fn parse_newsmtsc(text: &str) -> Result<Vec<MtscSentence>, DataError> {
                     .map(|m| (m.from, m.to))
                     .collect(),
                 label: polarity_label(t.polarity),
+                teacher: t.teacher,
             });
         }
         out.push(MtscSentence {

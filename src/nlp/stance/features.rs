@@ -18,12 +18,15 @@ use std::ops::Range;
 
 use super::super::lexicon::Lexicon;
 use super::super::text::Token;
+use super::dense::{self, DenseRows, Rows};
 
 /// Bumped whenever the features change meaning, so a model trained on other features is refused at load.
 pub const FEATURE_VERSION: u32 = 4;
 
 /// Words either side of a mention that get positional features.
 const WINDOW: usize = 8;
+/// Words either side of a mention whose vectors make the dense left and right blocks.
+const DENSE_WINDOW: usize = 6;
 /// Words after a negator whose valence it reverses.
 const NEGATION_SCOPE: usize = 3;
 
@@ -31,6 +34,8 @@ const NEGATION_SCOPE: usize = 3;
 #[derive(Debug, Default, Clone)]
 pub struct Features {
     pub items: Vec<(u32, f32)>,
+    /// The dense input of the model's network (empty when the model has none), see [`Context::dense`].
+    pub dense: Vec<f32>,
     mask: u32,
 }
 
@@ -38,12 +43,14 @@ impl Features {
     pub fn new(bits: u32) -> Self {
         Features {
             items: Vec::with_capacity(256),
+            dense: Vec::new(),
             mask: (1u32 << bits) - 1,
         }
     }
 
     pub fn clear(&mut self) {
         self.items.clear();
+        self.dense.clear();
     }
 
     fn add(&mut self, parts: &[&str], value: f32) {
@@ -120,6 +127,12 @@ const SPEECH: &[&str] = &[
     "thinks",
 ];
 
+/// Determiners and prepositions skipped when looking for the word that governs the target from before it.
+const FUNCTION_BEFORE: &[&str] = &[
+    "the", "a", "an", "his", "her", "their", "its", "of", "to", "with", "against", "on", "at",
+    "for",
+];
+
 /// Function words skipped when looking for the verb that governs the target.
 const SKIP: &[&str] = &[
     "has", "have", "had", "was", "were", "is", "are", "be", "been", "being", "will", "would",
@@ -157,6 +170,8 @@ pub struct Context<'t> {
     /// outside its own mentions, and hashing was most of the per-target cost. Allocated on the first
     /// [`Context::features`] call, so contexts used only for their lexicon readings (relations) pay nothing.
     memo: OnceCell<Box<[Cell<u64>]>>,
+    /// Word-vector rows and sums of the sentence, looked up once per sentence for all its targets.
+    dense_memo: OnceCell<DenseMemo>,
 }
 
 impl<'t> Context<'t> {
@@ -223,6 +238,7 @@ impl<'t> Context<'t> {
             word,
             has_speech,
             memo: OnceCell::new(),
+            dense_memo: OnceCell::new(),
         }
     }
 
@@ -474,6 +490,148 @@ impl<'t> Context<'t> {
         out.add(&["len", len_bucket], 1.0);
     }
 
+    /// Appends the dense input of the target whose mentions are `spans` to `out` (the blocks of
+    /// [`dense::BLOCKS`], then [`dense::LEXICAL`] lexicon sums). Target words are left out of every block; a
+    /// block with no word that has a vector is zeros. The sentence's and each clause's vector sums are
+    /// computed once per sentence and the target's own words subtracted, so a target costs only the words
+    /// near it.
+    pub fn dense(&self, spans: &[Range<usize>], rows: DenseRows<'_>, out: &mut Vec<f32>) {
+        match rows {
+            DenseRows::Vectors(v) => self.dense_from(spans, v, out),
+            DenseRows::Projected(p) => self.dense_from(spans, p, out),
+        }
+    }
+
+    /// [`Context::dense`] from the rows of `vectors`: `width` numbers per block.
+    fn dense_from<R: Rows>(&self, spans: &[Range<usize>], vectors: &R, out: &mut Vec<f32>) {
+        let dim = vectors.width();
+        let start = out.len();
+        out.resize(start + dense::input_len(dim), 0.0);
+        let n = self.len();
+        if spans.is_empty() || n == 0 {
+            return;
+        }
+        // The memo is of the first rows this context met; other rows (another model) get their own.
+        let key = std::ptr::from_ref(vectors).cast::<()>() as usize;
+        let memo = self
+            .dense_memo
+            .get_or_init(|| DenseMemo::new(self, vectors, key));
+        let other;
+        let memo = if memo.key == key {
+            memo
+        } else {
+            other = DenseMemo::new(self, vectors, key);
+            &other
+        };
+        let ids = &memo.ids;
+        let mut mask = vec![false; n];
+        for s in spans {
+            mask[s.clone()].iter_mut().for_each(|x| *x = true);
+        }
+        let block = &mut out[start..];
+        let mut totals = [0f32; dense::BLOCKS];
+
+        // Sentence and clauses: the memoised sums less the target's words.
+        let mut clauses: Vec<u16> = spans.iter().map(|s| self.clause[s.start]).collect();
+        clauses.sort_unstable();
+        clauses.dedup();
+        {
+            let (sentence, clause) = block[..6 * dim].split_at_mut(5 * dim);
+            sentence[4 * dim..].copy_from_slice(&memo.sentence);
+            totals[4] = memo.sentence_count;
+            for &c in &clauses {
+                let c = usize::from(c);
+                for (o, x) in clause.iter_mut().zip(&memo.clauses[c * dim..(c + 1) * dim]) {
+                    *o += x;
+                }
+                totals[5] += memo.clause_counts[c];
+            }
+            for i in (0..n).filter(|&i| mask[i] && ids[i] != u32::MAX) {
+                totals[4] -= 1.0;
+                vectors.add(ids[i], 4, -1.0, &mut sentence[4 * dim..]);
+                if clauses.contains(&self.clause[i]) {
+                    totals[5] -= 1.0;
+                    vectors.add(ids[i], 5, -1.0, clause);
+                }
+            }
+        }
+
+        // Windows either side, and the lexicon sums (which need every word's distance).
+        let mut lexical = [0f32; dense::LEXICAL];
+        for i in 0..n {
+            if mask[i] {
+                continue;
+            }
+            // Distance in words to the nearest mention, and on which side.
+            let mut best = (0usize, usize::MAX);
+            for s in spans {
+                if i < s.start && s.start - i < best.1 {
+                    best = (0, s.start - i);
+                } else if i >= s.end && i + 1 - s.end < best.1 {
+                    best = (1, i + 1 - s.end);
+                }
+            }
+            let v = self.valence[i];
+            if v != 0.0 {
+                let neg = usize::from(v < 0.0);
+                let far = usize::from(best.1 > 4);
+                lexical[best.0 * 4 + far * 2 + neg] += v.abs() / 4.0;
+                let other = usize::from(!clauses.contains(&self.clause[i]));
+                lexical[8 + other * 2 + neg] += v.abs() / 4.0;
+                lexical[12] += v * 4.0 / (3.0 + best.1 as f32);
+            }
+            if ids[i] == u32::MAX || best.1 > DENSE_WINDOW {
+                continue;
+            }
+            let mut add = |b: usize, w: f32| {
+                totals[b] += w;
+                vectors.add(ids[i], b, w, &mut block[b * dim..(b + 1) * dim]);
+            };
+            add(best.0, 1.0 / best.1 as f32);
+            if best.1 <= 2 {
+                add(2 + best.0, 1.0);
+            }
+        }
+        for b in 0..6 {
+            // Sentence and clause totals are counts after subtraction (0.5 guards the float rounding).
+            let floor = if b >= 4 { 0.5 } else { 0.0 };
+            if totals[b] > floor {
+                block[b * dim..(b + 1) * dim]
+                    .iter_mut()
+                    .for_each(|x| *x /= totals[b]);
+            } else {
+                block[b * dim..(b + 1) * dim]
+                    .iter_mut()
+                    .for_each(|x| *x = 0.0);
+            }
+        }
+
+        // The vectors of the words the target is agent and patient of (negated verbs flipped), so the network
+        // can read verbs the training data never labelled ("X lambasted", "hailed X").
+        for s in spans {
+            let mut put = |b: usize, j: usize, sign: f32| {
+                // Blocks 6 and 7 are zeros until filled here.
+                if ids[j] != u32::MAX && totals[b] == 0.0 {
+                    totals[b] = 1.0;
+                    vectors.add(ids[j], b, sign, &mut block[b * dim..(b + 1) * dim]);
+                }
+            };
+            if let Some((j, passive, negated)) = self.verb_after(s, &mask) {
+                put(
+                    6 + usize::from(passive),
+                    j,
+                    if negated { -1.0 } else { 1.0 },
+                );
+            }
+            if let Some((j, agent)) = self.word_before(s, &mask) {
+                put(6 + usize::from(!agent), j, 1.0);
+            }
+        }
+        for (o, x) in block[dense::BLOCKS * dim..].iter_mut().zip(&lexical) {
+            *o = x.clamp(-3.0, 3.0);
+        }
+    }
+
     /// The first content word after the target, past auxiliaries, adverbs and negators: the verb it is the
     /// subject of, most of the time. Returns (token, passive, negated); passive when a form of "be" came
     /// first and the word looks like a participle ("X was praised").
@@ -511,6 +669,35 @@ impl<'t> Context<'t> {
         } else {
             None
         }
+    }
+
+    /// The content word right before the target, past determiners and prepositions ("accused X", "praised
+    /// by X"): Some((token, agent)) with agent when "by" came first; None past a comma or four words.
+    pub fn word_before(&self, s: &Range<usize>, in_target: &[bool]) -> Option<(usize, bool)> {
+        let mut j = s.start;
+        let mut steps = 0;
+        let mut by = false;
+        while j > 0 && steps < 4 {
+            j -= 1;
+            if in_target[j] || !self.word[j] {
+                if self.forms[j] == "," {
+                    return None;
+                }
+                continue;
+            }
+            let f = self.forms[j];
+            if f == "by" && steps == 0 {
+                by = true;
+                steps += 1;
+                continue;
+            }
+            if FUNCTION_BEFORE.contains(&f) {
+                steps += 1;
+                continue;
+            }
+            return Some((j, by));
+        }
+        None
     }
 
     /// The stance-bearing word the target is agent or patient of, looked for past auxiliaries and adverbs.
@@ -584,6 +771,62 @@ impl<'t> Context<'t> {
     /// Clause index of a token (clauses are cut at ";", ":" and contrastive conjunctions).
     pub fn clause(&self, i: usize) -> u16 {
         self.clause[i]
+    }
+}
+
+/// What [`Context::dense`] shares between the targets of a sentence.
+#[derive(Debug, Clone)]
+struct DenseMemo {
+    /// Address of the rows it was computed from.
+    key: usize,
+    /// Word-vector row of each token (`u32::MAX` for none).
+    ids: Vec<u32>,
+    /// Sum of the rows of the sentence's words (as the sentence block reads them), and how many there are.
+    sentence: Vec<f32>,
+    sentence_count: f32,
+    /// The same per clause (as the clause block reads them), `width` numbers per clause.
+    clauses: Vec<f32>,
+    clause_counts: Vec<f32>,
+}
+
+impl DenseMemo {
+    fn new<R: Rows>(ctx: &Context<'_>, vectors: &R, key: usize) -> Self {
+        let dim = vectors.width();
+        let n = ctx.len();
+        let ids: Vec<u32> = (0..n)
+            .map(|i| {
+                if ctx.word[i] {
+                    vectors.id(ctx.forms[i]).unwrap_or(u32::MAX)
+                } else {
+                    u32::MAX
+                }
+            })
+            .collect();
+        let n_clauses = ctx.clause.last().map_or(0, |&c| usize::from(c) + 1);
+        let mut memo = DenseMemo {
+            key,
+            sentence: vec![0.0; dim],
+            sentence_count: 0.0,
+            clauses: vec![0.0; n_clauses * dim],
+            clause_counts: vec![0.0; n_clauses],
+            ids,
+        };
+        for i in 0..n {
+            if memo.ids[i] == u32::MAX {
+                continue;
+            }
+            let c = usize::from(ctx.clause[i]);
+            memo.sentence_count += 1.0;
+            memo.clause_counts[c] += 1.0;
+            vectors.add(memo.ids[i], 4, 1.0, &mut memo.sentence);
+            vectors.add(
+                memo.ids[i],
+                5,
+                1.0,
+                &mut memo.clauses[c * dim..(c + 1) * dim],
+            );
+        }
+        memo
     }
 }
 

@@ -12,7 +12,10 @@
 
 use std::io::{Read, Write};
 
-use super::features::{Features, FEATURE_VERSION};
+use std::ops::Range;
+
+use super::dense::{Cursor, DenseError, DensePart, DenseRows};
+use super::features::{Context, Features, FEATURE_VERSION};
 
 /// Number of classes and their order in weights and probabilities.
 pub const CLASSES: usize = 3;
@@ -22,7 +25,9 @@ pub const NEUTRAL: usize = 1;
 pub const FAVOR: usize = 2;
 
 const MAGIC: &[u8; 4] = b"SWSM";
-const FORMAT: u32 = 1;
+/// Format 2 adds the optional dense part after the sparse weights; format 3 lets it be in its run-time
+/// (projected) form. Files of formats 1 and 2 still load.
+const FORMAT: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -36,6 +41,8 @@ pub enum ModelError {
     FeatureVersion(u32),
     #[error("stance model truncated or corrupt")]
     Corrupt,
+    #[error(transparent)]
+    Dense(#[from] DenseError),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +52,9 @@ pub struct Model {
     pub weights: Vec<f32>,
     /// Added to each class's log-odds before the softmax.
     pub offsets: [f32; CLASSES],
+    /// Word vectors and the hidden layer over them, whose class scores add to the linear ones (absent in a
+    /// purely linear model); as trained, or in the run-time form that saved models have.
+    pub dense: Option<DensePart>,
 }
 
 impl Model {
@@ -53,6 +63,30 @@ impl Model {
             bits,
             weights: crate::nlp::tables::table((1usize << bits) * CLASSES),
             offsets: [0.0; CLASSES],
+            dense: None,
+        }
+    }
+
+    /// The word rows the dense part reads, if there is one.
+    pub fn vectors(&self) -> Option<DenseRows<'_>> {
+        self.dense.as_ref().map(DensePart::rows)
+    }
+
+    /// This model with its dense part in the run-time form ([`super::dense::Projected`]), as it is saved.
+    pub fn projected(&self) -> Self {
+        Model {
+            dense: self.dense.as_ref().map(DensePart::projected),
+            ..self.clone()
+        }
+    }
+
+    /// The features of the target whose mentions in `ctx` are `spans`, as this model reads them (the dense
+    /// input only when it has a dense part). `out` is cleared first.
+    pub fn read(&self, ctx: &Context<'_>, spans: &[Range<usize>], out: &mut Features) {
+        out.clear();
+        ctx.features(spans, out);
+        if let Some(d) = &self.dense {
+            ctx.dense(spans, d.rows(), &mut out.dense);
         }
     }
 
@@ -63,6 +97,14 @@ impl Model {
             let row = &self.weights[i as usize * CLASSES..i as usize * CLASSES + CLASSES];
             for c in 0..CLASSES {
                 z[c] += row[c] * v;
+            }
+        }
+        if let Some(d) = &self.dense {
+            if f.dense.len() == d.input_len() {
+                let zd = d.scores(&f.dense);
+                for c in 0..CLASSES {
+                    z[c] += zd[c];
+                }
             }
         }
         z
@@ -112,6 +154,10 @@ impl Model {
                 raw.extend_from_slice(&q.to_le_bytes());
             }
         }
+        match &self.dense {
+            None => raw.push(0),
+            Some(d) => d.write(&mut raw),
+        }
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(&raw).expect("writing to a Vec");
         gz.finish().expect("writing to a Vec")
@@ -127,7 +173,7 @@ impl Model {
             return Err(ModelError::NotAModel);
         }
         let format = r.u32()?;
-        if format != FORMAT {
+        if format != FORMAT && format != 1 {
             return Err(ModelError::Format(format));
         }
         let features = r.u32()?;
@@ -158,6 +204,17 @@ impl Model {
                 let q = i16::from_le_bytes(r.take(2)?.try_into().map_err(|_| ModelError::Corrupt)?);
                 model.weights[row * CLASSES + c] = f32::from(q) * scale;
             }
+        }
+        let tag = if format >= 2 { r.take(1)?[0] } else { 0 };
+        if tag != 0 {
+            if format < 3 && tag != 1 {
+                return Err(ModelError::Corrupt);
+            }
+            let mut cursor = Cursor {
+                buf: r.buf,
+                at: r.at,
+            };
+            model.dense = Some(DensePart::read(tag, &mut cursor)?);
         }
         Ok(model)
     }

@@ -17,6 +17,7 @@ use super::super::lexicon::Lexicon;
 use super::super::text::TextView;
 use super::super::StanceLabel;
 use super::data::MtscSentence;
+use super::dense::{input_len, Dense, DensePart, DenseRows, Mlp, WordVectors};
 use super::features::{token_range, Context, Features};
 use super::model::{argmax, softmax, Model, AGAINST, CLASSES, FAVOR, NEUTRAL};
 
@@ -27,6 +28,10 @@ pub struct Example {
     pub class: usize,
     /// Index of the sentence it comes from; cross-validation folds never split a sentence.
     pub sentence: usize,
+    /// How much the example counts (1 for gold; `--silver-weight` for distilled examples).
+    pub weight: f32,
+    /// The distribution trained toward instead of `class` one-hot (a mix with a teacher's probabilities).
+    pub soft: Option<[f32; CLASSES]>,
 }
 
 pub fn class_of(label: StanceLabel) -> usize {
@@ -46,7 +51,13 @@ pub fn label_of(class: usize) -> StanceLabel {
 }
 
 /// The features of every NewsMTSC target; the sentence is the context, as a body sentence is in the pipeline.
-pub fn examples(lexicon: &Lexicon, sentences: &[MtscSentence], bits: u32) -> Vec<Example> {
+/// With `vectors`, each example also gets the dense input a model with those word vectors reads.
+pub fn examples(
+    lexicon: &Lexicon,
+    sentences: &[MtscSentence],
+    bits: u32,
+    vectors: Option<DenseRows<'_>>,
+) -> Vec<Example> {
     let mut out = Vec::new();
     for (k, s) in sentences.iter().enumerate() {
         let view = TextView::new(&s.text);
@@ -60,14 +71,70 @@ pub fn examples(lexicon: &Lexicon, sentences: &[MtscSentence], bits: u32) -> Vec
             if !spans.is_empty() {
                 ctx.features(&spans, &mut features);
             }
+            if let Some(v) = vectors {
+                ctx.dense(&spans, v, &mut features.dense);
+            }
             out.push(Example {
                 features,
                 class: class_of(t.label),
                 sentence: k,
+                weight: 1.0,
+                soft: None,
             });
         }
     }
     out
+}
+
+/// How examples carrying a teacher's probabilities (distilled files) are used.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TeacherOptions {
+    /// Weight of each example.
+    pub weight: f32,
+    /// Examples whose teacher's top probability is below this are dropped.
+    pub min_confidence: f32,
+    /// Train toward (1 - mix) x one-hot(label) + mix x teacher probabilities.
+    pub soft_mix: f32,
+}
+
+/// Applies `opts` to examples made by [`examples`] from `sentences` (same order): targets with teacher
+/// probabilities below the confidence floor are dropped, the rest weighted and, with a soft mix, given their
+/// soft target. Targets without teacher probabilities keep their label and get the weight.
+pub fn with_teacher(
+    examples: Vec<Example>,
+    sentences: &[MtscSentence],
+    opts: &TeacherOptions,
+) -> Vec<Example> {
+    let teachers = sentences
+        .iter()
+        .flat_map(|s| s.targets.iter().map(|t| t.teacher));
+    assert_eq!(
+        examples.len(),
+        sentences.iter().map(|s| s.targets.len()).sum::<usize>(),
+        "examples must come from these sentences"
+    );
+    examples
+        .into_iter()
+        .zip(teachers)
+        .filter_map(|(mut e, teacher)| {
+            e.weight = opts.weight;
+            if let Some(p) = teacher {
+                let top = p.iter().copied().fold(0f32, f32::max);
+                if top < opts.min_confidence {
+                    return None;
+                }
+                if opts.soft_mix > 0.0 {
+                    let mut q = [0f32; CLASSES];
+                    for c in 0..CLASSES {
+                        let hard = if c == e.class { 1.0 } else { 0.0 };
+                        q[c] = (1.0 - opts.soft_mix) * hard + opts.soft_mix * p[c];
+                    }
+                    e.soft = Some(q);
+                }
+            }
+            Some(e)
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +149,16 @@ pub struct TrainConfig {
     /// Average the weights over the ends of epochs, which steadies a model trained on noisy labels.
     pub average: bool,
     pub seed: u64,
+    /// Hidden units of the dense network (0: a purely linear model, even when word vectors are given).
+    pub hidden: usize,
+    /// Adam's step size for the dense network.
+    pub dense_learning_rate: f32,
+    /// Decoupled weight decay of the dense network, per step (AdamW).
+    pub dense_l2: f32,
+    /// Epochs of the dense network's training whose end weights are averaged (the last ones).
+    pub dense_average_last: usize,
+    /// Models trained from consecutive seeds and merged into one (see [`train`]).
+    pub ensemble: usize,
 }
 
 impl Default for TrainConfig {
@@ -94,26 +171,103 @@ impl Default for TrainConfig {
             class_weight_power: 0.5,
             average: true,
             seed: 20_260_401,
+            hidden: 0,
+            dense_learning_rate: 1e-3,
+            dense_l2: 1e-5,
+            dense_average_last: 6,
+            ensemble: 1,
         }
     }
 }
 
-/// Trains a model; `on_epoch(epoch, mean_loss)` reports progress.
+/// Trains a model; `on_epoch(epoch, mean_loss)` reports progress. With `vectors` and `cfg.hidden > 0` the
+/// model gets a dense part, trained jointly with the linear weights (one loss over the summed class scores, the
+/// same example order), the network by Adam and the linear weights by AdaGrad as without it.
+///
+/// With `cfg.ensemble` = K > 1, K models are trained from seeds `seed`, `seed + 1`, ... and merged into one
+/// whose class scores are the mean of theirs: the linear weights averaged, the networks' hidden layers side by
+/// side with their output weights divided by K. The networks differ by initialisation and example order, and
+/// their mean varies less with the seed than any one of them.
 pub fn train(
     examples: &[Example],
     cfg: &TrainConfig,
+    vectors: Option<&WordVectors>,
     mut on_epoch: impl FnMut(usize, f64),
 ) -> Model {
-    let mut model = Model::zeros(cfg.bits);
-    let mut accum = vec![0f32; model.weights.len()];
-    let mut counts = [0usize; CLASSES];
-    for e in examples {
-        counts[e.class] += 1;
+    let k = cfg.ensemble.max(1);
+    let mut merged: Option<Model> = None;
+    for i in 0..k {
+        let one = TrainConfig {
+            seed: cfg.seed.wrapping_add(i as u64),
+            ..cfg.clone()
+        };
+        let m = train_one(examples, &one, vectors, &mut on_epoch);
+        merged = Some(match merged {
+            None => m,
+            Some(acc) => merge(acc, m, i),
+        });
     }
-    let most = *counts.iter().max().unwrap_or(&1) as f32;
+    merged.unwrap_or_else(|| Model::zeros(cfg.bits))
+}
+
+/// `acc` is the merge of `n` models so far; the result is that of `n + 1` with `m`.
+fn merge(mut acc: Model, m: Model, n: usize) -> Model {
+    let n = n as f32;
+    for (a, b) in acc.weights.iter_mut().zip(&m.weights) {
+        *a = (*a * n + b) / (n + 1.0);
+    }
+    if let (Some(DensePart::Direct(a)), Some(DensePart::Direct(b))) = (&mut acc.dense, m.dense) {
+        let (x, y) = (&mut a.mlp, b.mlp);
+        let scale = n / (n + 1.0);
+        let mut w2 = Vec::with_capacity((x.hidden + y.hidden) * CLASSES);
+        for c in 0..CLASSES {
+            w2.extend(
+                x.w2[c * x.hidden..(c + 1) * x.hidden]
+                    .iter()
+                    .map(|w| w * scale),
+            );
+            w2.extend(
+                y.w2[c * y.hidden..(c + 1) * y.hidden]
+                    .iter()
+                    .map(|w| w / (n + 1.0)),
+            );
+        }
+        x.w1.extend(y.w1);
+        x.b1.extend(y.b1);
+        for c in 0..CLASSES {
+            x.b2[c] = x.b2[c] * scale + y.b2[c] / (n + 1.0);
+        }
+        x.w2 = w2;
+        x.hidden += y.hidden;
+    }
+    acc
+}
+
+fn train_one(
+    examples: &[Example],
+    cfg: &TrainConfig,
+    vectors: Option<&WordVectors>,
+    on_epoch: &mut impl FnMut(usize, f64),
+) -> Model {
+    let mut model = Model::zeros(cfg.bits);
+    let mut net = vectors.filter(|_| cfg.hidden > 0).map(|v| {
+        let mlp = Mlp::init(
+            input_len(v.dim),
+            cfg.hidden,
+            cfg.seed ^ 0x9e37_79b9_7f4a_7c15,
+        );
+        NetTrainer::new(mlp)
+    });
+    let mut accum = vec![0f32; model.weights.len()];
+    // Class frequencies count each example by its weight.
+    let mut counts = [0f32; CLASSES];
+    for e in examples {
+        counts[e.class] += e.weight;
+    }
+    let most = counts.iter().copied().fold(1f32, f32::max);
     let class_weight: Vec<f32> = counts
         .iter()
-        .map(|&c| (most / c.max(1) as f32).powf(cfg.class_weight_power))
+        .map(|&c| (most / c.max(1.0)).powf(cfg.class_weight_power))
         .collect();
     let mut order: Vec<usize> = (0..examples.len()).collect();
     let mut sum = if cfg.average {
@@ -130,12 +284,27 @@ pub fn train(
         let mut loss = 0f64;
         for &k in &order {
             let e = &examples[k];
-            let p = softmax(model.logits(&e.features));
-            let w = class_weight[e.class];
-            loss += -f64::from(p[e.class].max(1e-9).ln()) * f64::from(w);
+            let mut z = model.logits(&e.features);
+            if let Some(t) = &mut net {
+                let zd = t.mlp.forward(&e.features.dense, &mut t.hidden);
+                for c in 0..CLASSES {
+                    z[c] += zd[c];
+                }
+            }
+            let p = softmax(z);
+            let w = class_weight[e.class] * e.weight;
+            let q = e.soft.unwrap_or_else(|| {
+                let mut q = [0f32; CLASSES];
+                q[e.class] = 1.0;
+                q
+            });
             let mut grad = [0f32; CLASSES];
             for c in 0..CLASSES {
-                grad[c] = (p[c] - if c == e.class { 1.0 } else { 0.0 }) * w;
+                loss -= f64::from(q[c]) * f64::from(p[c].max(1e-9).ln()) * f64::from(w);
+                grad[c] = (p[c] - q[c]) * w;
+            }
+            if let Some(t) = &mut net {
+                t.step(&e.features.dense, &grad, cfg);
             }
             for &(i, v) in &e.features.items {
                 let base = i as usize * CLASSES;
@@ -153,25 +322,139 @@ pub fn train(
                 *s += w;
             }
         }
+        if let Some(t) = &mut net {
+            if epoch + cfg.dense_average_last.max(1) >= cfg.epochs {
+                t.accumulate();
+            }
+        }
         on_epoch(epoch + 1, loss / examples.len().max(1) as f64);
     }
     if cfg.average && cfg.epochs > 0 {
         let n = cfg.epochs as f32;
         model.weights = sum.into_iter().map(|s| s / n).collect();
     }
+    if let (Some(t), Some(v)) = (net, vectors) {
+        model.dense = Some(DensePart::Direct(Dense {
+            vectors: v.clone(),
+            mlp: t.averaged(),
+        }));
+    }
     model
+}
+
+/// Adam state of the dense network during [`train`], and the running sum for averaging its weights.
+struct NetTrainer {
+    mlp: Mlp,
+    hidden: Vec<f32>,
+    /// First and second moments, per parameter in [`Mlp::params_mut`] order.
+    m: Vec<f32>,
+    v: Vec<f32>,
+    steps: i32,
+    sum: Option<Mlp>,
+    summed: usize,
+}
+
+impl NetTrainer {
+    fn new(mlp: Mlp) -> Self {
+        let n = mlp.w1.len() + mlp.b1.len() + mlp.w2.len() + CLASSES;
+        NetTrainer {
+            hidden: Vec::with_capacity(mlp.hidden),
+            mlp,
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            steps: 0,
+            sum: None,
+            summed: 0,
+        }
+    }
+
+    /// One AdamW step on the gradient of the loss with respect to the class scores, `dz`; `self.hidden` holds
+    /// the activations of the forward pass over `x`.
+    fn step(&mut self, x: &[f32], dz: &[f32; CLASSES], cfg: &TrainConfig) {
+        let (inp, hid) = (self.mlp.input, self.mlp.hidden);
+        let mut grad = vec![0f32; self.m.len()];
+        let (g1, rest) = grad.split_at_mut(inp * hid);
+        let (gb1, rest) = rest.split_at_mut(hid);
+        let (g2, gb2) = rest.split_at_mut(hid * CLASSES);
+        for j in 0..hid {
+            if self.hidden[j] <= 0.0 {
+                continue;
+            }
+            let mut dh = 0f32;
+            for c in 0..CLASSES {
+                dh += dz[c] * self.mlp.w2[c * hid + j];
+            }
+            gb1[j] = dh;
+            for (g, xi) in g1[j * inp..(j + 1) * inp].iter_mut().zip(x) {
+                *g = dh * xi;
+            }
+        }
+        for c in 0..CLASSES {
+            gb2[c] = dz[c];
+            for j in 0..hid {
+                g2[c * hid + j] = dz[c] * self.hidden[j];
+            }
+        }
+        self.steps += 1;
+        let (b1, b2) = (0.9f32, 0.999f32);
+        let c1 = 1.0 - b1.powi(self.steps);
+        let c2 = 1.0 - b2.powi(self.steps);
+        let lr = cfg.dense_learning_rate;
+        let mut k = 0;
+        for params in self.mlp.params_mut() {
+            for p in params.iter_mut() {
+                let g = grad[k];
+                self.m[k] = b1 * self.m[k] + (1.0 - b1) * g;
+                self.v[k] = b2 * self.v[k] + (1.0 - b2) * g * g;
+                *p -=
+                    lr * ((self.m[k] / c1) / ((self.v[k] / c2).sqrt() + 1e-8) + cfg.dense_l2 * *p);
+                k += 1;
+            }
+        }
+    }
+
+    fn accumulate(&mut self) {
+        self.summed += 1;
+        match &mut self.sum {
+            None => self.sum = Some(self.mlp.clone()),
+            Some(s) => {
+                let mut cur = self.mlp.clone();
+                for (a, b) in s.params_mut().into_iter().zip(cur.params_mut()) {
+                    a.iter_mut().zip(b.iter()).for_each(|(x, y)| *x += y);
+                }
+            }
+        }
+    }
+
+    fn averaged(mut self) -> Mlp {
+        match self.sum.take() {
+            Some(mut s) => {
+                let n = self.summed as f32;
+                for a in s.params_mut() {
+                    a.iter_mut().for_each(|x| *x /= n);
+                }
+                s
+            }
+            None => self.mlp,
+        }
+    }
 }
 
 /// Macro-F1 of `k`-fold cross-validation on the training examples (folds by sentence, offsets tuned on the
 /// training part of each fold), for choosing settings without looking at dev.
-pub fn cross_validate(examples: &[Example], cfg: &TrainConfig, k: usize) -> f64 {
+pub fn cross_validate(
+    examples: &[Example],
+    cfg: &TrainConfig,
+    vectors: Option<&WordVectors>,
+    k: usize,
+) -> f64 {
     let mut pairs = Vec::new();
     for fold in 0..k {
         let (test, train_part): (Vec<Example>, Vec<Example>) = examples
             .iter()
             .cloned()
             .partition(|e| e.sentence % k == fold);
-        let mut model = train(&train_part, cfg, |_, _| {});
+        let mut model = train(&train_part, cfg, vectors, |_, _| {});
         model.offsets = tune_offsets(&model, &train_part);
         pairs.extend(predict_all(&model, &test));
     }
@@ -314,5 +597,92 @@ mod tests {
         // favor P 0.5 R 1 F 0.667; against P 1 R 0.5 F 0.667; neutral 1.
         assert!((s.f1m - 0.7778).abs() < 1e-3, "{s:?}");
         assert_eq!(s.per_class["against"].support, 2);
+    }
+
+    fn toy(feature: u32, class: usize, weight: f32) -> Example {
+        let mut features = Features::new(8);
+        features.items.push((feature, 1.0));
+        features.items.push((0, 1.0));
+        Example {
+            features,
+            class,
+            sentence: 0,
+            weight,
+            soft: None,
+        }
+    }
+
+    fn sentence(teachers: &[Option<[f32; CLASSES]>]) -> MtscSentence {
+        MtscSentence {
+            text: "x".into(),
+            targets: teachers
+                .iter()
+                .map(|&teacher| super::super::data::MtscTarget {
+                    start: 0,
+                    end: 1,
+                    further: Vec::new(),
+                    label: StanceLabel::Favor,
+                    teacher,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn teacher_options_filter_weight_and_soften() {
+        let sentences = [sentence(&[
+            Some([0.1, 0.2, 0.7]),
+            Some([0.3, 0.3, 0.4]),
+            None,
+        ])];
+        let examples = vec![toy(1, FAVOR, 1.0), toy(2, FAVOR, 1.0), toy(3, FAVOR, 1.0)];
+        let opts = TeacherOptions {
+            weight: 0.5,
+            min_confidence: 0.6,
+            soft_mix: 0.5,
+        };
+        let out = with_teacher(examples, &sentences, &opts);
+        // The unsure one (top 0.4) is dropped; the one without teacher keeps its hard label.
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|e| e.weight == 0.5));
+        let q = out[0].soft.unwrap();
+        assert!(
+            (q[FAVOR] - 0.85).abs() < 1e-6 && (q[AGAINST] - 0.05).abs() < 1e-6,
+            "{q:?}"
+        );
+        assert_eq!(out[1].soft, None);
+    }
+
+    #[test]
+    fn silver_examples_teach_what_gold_lacks_and_soft_targets_stay_soft() {
+        let cfg = TrainConfig {
+            bits: 8,
+            learning_rate: 0.1,
+            ..TrainConfig::default()
+        };
+        let mut gold = Vec::new();
+        for _ in 0..20 {
+            gold.push(toy(1, AGAINST, 1.0));
+            gold.push(toy(2, NEUTRAL, 1.0));
+            gold.push(toy(3, FAVOR, 1.0));
+        }
+        let probe = toy(4, FAVOR, 1.0).features;
+        let without = train(&gold, &cfg, None, |_, _| {}).probabilities(&probe);
+        assert!(without[FAVOR] < 0.45, "{without:?}");
+
+        let mut with_silver = gold.clone();
+        with_silver.extend((0..20).map(|_| toy(4, FAVOR, 0.5)));
+        let with = train(&with_silver, &cfg, None, |_, _| {}).probabilities(&probe);
+        assert!(with[FAVOR] > 0.6, "{with:?}");
+
+        // The same silver with a uniform teacher and a full soft mix teaches nothing either way.
+        let mut soft = gold.clone();
+        soft.extend((0..20).map(|_| Example {
+            soft: Some([1.0 / 3.0; CLASSES]),
+            ..toy(4, FAVOR, 0.5)
+        }));
+        let model = train(&soft, &cfg, None, |_, _| {});
+        let p = model.probabilities(&probe);
+        assert!(p.iter().all(|&x| (x - 1.0 / 3.0).abs() < 0.1), "{p:?}");
     }
 }
