@@ -274,7 +274,7 @@ impl Pipeline {
     }
 
     /// Version of the analysis, recorded in every output so replays by a newer model can be told apart.
-    pub const VERSION: &'static str = concat!("ner2p-stance-lr-", env!("CARGO_PKG_VERSION"));
+    pub const VERSION: &'static str = concat!("ner2p-stance-dense-", env!("CARGO_PKG_VERSION"));
     /// The version of the pipeline in accurate mode (transformer mention stance).
     pub const ACCURATE_VERSION: &'static str =
         concat!("ner2p-stance-minilm-", env!("CARGO_PKG_VERSION"));

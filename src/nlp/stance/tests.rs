@@ -165,10 +165,7 @@ fn sample_article_stances() {
     assert_eq!(label("Pashinyan"), StanceLabel::Against);
     assert_eq!(label("Armenia"), StanceLabel::Against);
     assert_eq!(label("Turkey"), StanceLabel::Favor);
-    // The design document reads the article as favouring Azerbaijan. The committed fast model's mean leans
-    // that way (favor minus against +0.02) but stays under the favor threshold chosen on PerSenT dev (0.05),
-    // so the verdict is neutral; the test only asks that it not be against (see the README).
-    assert_ne!(label("Azerbaijan"), StanceLabel::Against);
+    assert_eq!(label("Azerbaijan"), StanceLabel::Favor);
 }
 
 /// NewsMTSC dev figures of the embedded model; the floors are a little under what it measures (README), so
