@@ -1411,6 +1411,23 @@ fn load_accurate(
     )?)
 }
 
+/// A bar over the teacher's labelling, drawn only on a terminal.
+#[cfg(feature = "accurate")]
+fn sentences_bar(total: usize) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "labelling [{bar:40}] {pos}/{len} sentences ({eta} left)",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
 fn distill(what: DistillWhat) -> Result<ExitCode> {
     let DistillWhat::Stance {
         conll,
@@ -1456,7 +1473,8 @@ fn distill(what: DistillWhat) -> Result<ExitCode> {
                 candidates.len(),
                 candidates.iter().map(|c| c.targets.len()).sum::<usize>()
             );
-            for (k, chunk) in candidates.chunks(CHUNK).enumerate() {
+            let bar = sentences_bar(candidates.len());
+            for chunk in candidates.chunks(CHUNK) {
                 let inputs: Vec<_> = chunk
                     .iter()
                     .map(|c| stancewatch::nlp::accurate::SentenceTargets {
@@ -1472,20 +1490,17 @@ fn distill(what: DistillWhat) -> Result<ExitCode> {
                     }
                     lines.extend(distill::silver_line(c, p));
                 }
-                eprintln!(
-                    "[{:>5.0} s] labelled {}/{} sentences",
-                    started.elapsed().as_secs_f64(),
-                    (k * CHUNK + chunk.len()),
-                    candidates.len()
-                );
+                bar.inc(chunk.len() as u64);
             }
+            bar.finish_and_clear();
         } else if let Some(file) = newsmtsc.filter(|_| !others) {
             let text = read_file(&file)?;
             let raw: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
             let sentences = stance::data::parse_newsmtsc(&text)
                 .with_context(|| format!("parsing {}", file.display()))?;
             let (inputs, _) = stancewatch::nlp::accurate::train::mtsc_targets(&sentences);
-            for (k, (chunk, raw)) in inputs.chunks(CHUNK).zip(raw.chunks(CHUNK)).enumerate() {
+            let bar = sentences_bar(inputs.len());
+            for (chunk, raw) in inputs.chunks(CHUNK).zip(raw.chunks(CHUNK)) {
                 let probs = teacher.probabilities(chunk, 64)?;
                 for (line, p) in raw.iter().zip(&probs) {
                     let mut v: serde_json::Value = serde_json::from_str(line)?;
@@ -1502,13 +1517,9 @@ fn distill(what: DistillWhat) -> Result<ExitCode> {
                     }
                     lines.push(serde_json::to_string(&v)?);
                 }
-                eprintln!(
-                    "[{:>5.0} s] labelled {}/{} sentences",
-                    started.elapsed().as_secs_f64(),
-                    (k * CHUNK + chunk.len()),
-                    inputs.len()
-                );
+                bar.inc(chunk.len() as u64);
             }
+            bar.finish_and_clear();
         }
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
