@@ -168,14 +168,15 @@ fn sample_article_stances() {
     assert_eq!(label("Azerbaijan"), StanceLabel::Favor);
 }
 
-/// NewsMTSC dev figures of the embedded model; the floors are a little under what it measures (README), so
-/// that a regression fails and a retrain within noise does not.
+/// NewsMTSC dev figures of the embedded model. dev-rw's floor is issue 4's target (the model measures 0.731;
+/// five seeds of its settings 0.709-0.746, so a retrain on an unlucky seed fails here, as it should); dev-mt's
+/// is a little under what the model measures (0.708), above the target of 0.66.
 #[test]
 fn newsmtsc_dev_targets() {
     let lexicon = Lexicon::embedded();
     let model = embedded_model();
     for (file, floor) in [
-        ("newsmtsc/dev-rw.jsonl", 0.70),
+        ("newsmtsc/dev-rw.jsonl", 0.72),
         ("newsmtsc/dev-mt.jsonl", 0.69),
     ] {
         let Some(text) = read(file) else { return };
