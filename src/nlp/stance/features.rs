@@ -674,6 +674,16 @@ impl<'t> Context<'t> {
     /// The content word right before the target, past determiners and prepositions ("accused X", "praised
     /// by X"): Some((token, agent)) with agent when "by" came first; None past a comma or four words.
     pub fn word_before(&self, s: &Range<usize>, in_target: &[bool]) -> Option<(usize, bool)> {
+        self.walk_before(s, in_target, |_| {})
+    }
+
+    /// [`Self::word_before`], calling `skipped` with each determiner or preposition walked past.
+    fn walk_before(
+        &self,
+        s: &Range<usize>,
+        in_target: &[bool],
+        mut skipped: impl FnMut(&str),
+    ) -> Option<(usize, bool)> {
         let mut j = s.start;
         let mut steps = 0;
         let mut by = false;
@@ -692,6 +702,7 @@ impl<'t> Context<'t> {
                 continue;
             }
             if FUNCTION_BEFORE.contains(&f) {
+                skipped(f);
                 steps += 1;
                 continue;
             }
@@ -714,44 +725,8 @@ impl<'t> Context<'t> {
             }
         }
         // Patient: "... accused X"; "... praised by X" makes X the agent.
-        let mut j = s.start;
-        let mut steps = 0;
-        let mut by = false;
-        while j > 0 && steps < 4 {
-            j -= 1;
-            if in_target[j] || !self.word[j] {
-                if self.forms[j] == "," {
-                    return;
-                }
-                continue;
-            }
+        if let Some((j, by)) = self.walk_before(s, in_target, |f| out.add(&["prep", f], 1.0)) {
             let f = self.forms[j];
-            if f == "by" && steps == 0 {
-                by = true;
-                steps += 1;
-                continue;
-            }
-            if matches!(
-                f,
-                "the"
-                    | "a"
-                    | "an"
-                    | "his"
-                    | "her"
-                    | "their"
-                    | "its"
-                    | "of"
-                    | "to"
-                    | "with"
-                    | "against"
-                    | "on"
-                    | "at"
-                    | "for"
-            ) {
-                out.add(&["prep", f], 1.0);
-                steps += 1;
-                continue;
-            }
             let v = self.valence[j];
             let role = if by { "ag" } else { "pt" };
             out.add(&["role", role, f], 1.0);
@@ -759,7 +734,6 @@ impl<'t> Context<'t> {
                 let sign = if v > 0.0 { "+" } else { "-" };
                 out.add(&["roles", role, sign], 1.0);
             }
-            return;
         }
     }
 
