@@ -88,11 +88,10 @@ impl WordVectors {
         }
         for s in &mut scales {
             *s = s.max(1e-9) / 127.0;
-            out.extend_from_slice(&s.to_le_bytes());
         }
+        put_f32s(out, &scales);
         for (w, _) in &words {
-            out.push(w.len().min(255) as u8);
-            out.extend_from_slice(&w.as_bytes()[..w.len().min(255)]);
+            put_word(out, w);
         }
         for (_, i) in &words {
             for (d, x) in self.row(*i).iter().enumerate() {
@@ -107,12 +106,10 @@ impl WordVectors {
         if dim == 0 || dim > 4096 || n > 10_000_000 {
             return Err(DenseError::Corrupt);
         }
-        let scales: Vec<f32> = (0..dim).map(|_| r.f32()).collect::<Result<_, _>>()?;
+        let scales = r.f32s(dim)?;
         let mut words = Vec::with_capacity(n);
         for _ in 0..n {
-            let len = r.take(1)?[0] as usize;
-            let w = std::str::from_utf8(r.take(len)?).map_err(|_| DenseError::Corrupt)?;
-            words.push(w.to_string());
+            words.push(r.word()?.to_string());
         }
         let mut rows = Vec::with_capacity(n);
         for w in words {
@@ -237,15 +234,14 @@ impl Mlp {
     pub fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&(self.input as u32).to_le_bytes());
         out.extend_from_slice(&(self.hidden as u32).to_le_bytes());
-        for x in self
-            .w1
-            .iter()
-            .chain(&self.b1)
-            .chain(&self.w2)
-            .chain(&self.b2)
-        {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
+        put_f32s(
+            out,
+            self.w1
+                .iter()
+                .chain(&self.b1)
+                .chain(&self.w2)
+                .chain(&self.b2),
+        );
     }
 
     pub fn read(r: &mut Cursor<'_>) -> Result<Self, DenseError> {
@@ -254,12 +250,10 @@ impl Mlp {
         if input == 0 || hidden == 0 || hidden > MAX_HIDDEN || input * hidden > 1 << 24 {
             return Err(DenseError::Corrupt);
         }
-        let mut vec =
-            |n: usize| -> Result<Vec<f32>, DenseError> { (0..n).map(|_| r.f32()).collect() };
-        let w1 = vec(input * hidden)?;
-        let b1 = vec(hidden)?;
-        let w2 = vec(hidden * CLASSES)?;
-        let b2 = vec(CLASSES)?;
+        let w1 = r.f32s(input * hidden)?;
+        let b1 = r.f32s(hidden)?;
+        let w2 = r.f32s(hidden * CLASSES)?;
+        let b2 = r.f32s(CLASSES)?;
         Ok(Mlp {
             input,
             hidden,
@@ -496,21 +490,19 @@ impl Projected {
         out.extend_from_slice(&(self.hidden as u32).to_le_bytes());
         out.extend_from_slice(&(words.len() as u32).to_le_bytes());
         for (w, _) in &words {
-            out.push(w.len().min(255) as u8);
-            out.extend_from_slice(&w.as_bytes()[..w.len().min(255)]);
+            put_word(out, w);
         }
         out.extend(self.data.iter().map(|&q| q as u8));
-        for x in self
-            .row_scales
-            .iter()
-            .chain(&self.scales)
-            .chain(&self.lexical)
-            .chain(&self.b1)
-            .chain(&self.w2)
-            .chain(&self.b2)
-        {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
+        put_f32s(
+            out,
+            self.row_scales
+                .iter()
+                .chain(&self.scales)
+                .chain(&self.lexical)
+                .chain(&self.b1)
+                .chain(&self.w2)
+                .chain(&self.b2),
+        );
     }
 
     pub fn read(r: &mut Cursor<'_>) -> Result<Self, DenseError> {
@@ -521,9 +513,7 @@ impl Projected {
         }
         let mut index = HashMap::with_capacity_and_hasher(n, Words::default());
         for k in 0..n {
-            let len = r.take(1)?[0] as usize;
-            let w = std::str::from_utf8(r.take(len)?).map_err(|_| DenseError::Corrupt)?;
-            index.insert(Box::from(w), k as u32);
+            index.insert(Box::from(r.word()?), k as u32);
         }
         if index.len() != n {
             return Err(DenseError::Corrupt);
@@ -533,14 +523,12 @@ impl Projected {
         for (q, &b) in data.iter_mut().zip(r.take(n * width)?) {
             *q = b as i8;
         }
-        let mut vec =
-            |n: usize| -> Result<Vec<f32>, DenseError> { (0..n).map(|_| r.f32()).collect() };
-        let row_scales = vec(n * BLOCKS)?;
-        let scales = vec(width)?;
-        let lexical = vec(hidden * LEXICAL)?;
-        let b1 = vec(hidden)?;
-        let w2 = vec(hidden * CLASSES)?;
-        let b2 = vec(CLASSES)?;
+        let row_scales = r.f32s(n * BLOCKS)?;
+        let scales = r.f32s(width)?;
+        let lexical = r.f32s(hidden * LEXICAL)?;
+        let b1 = r.f32s(hidden)?;
+        let w2 = r.f32s(hidden * CLASSES)?;
+        let b2 = r.f32s(CLASSES)?;
         Ok(Projected {
             hidden,
             index,
@@ -706,6 +694,28 @@ impl<'a> Cursor<'a> {
             self.take(4)?.try_into().map_err(|_| DenseError::Corrupt)?,
         ))
     }
+    /// `n` numbers as [`put_f32s`] wrote them.
+    pub fn f32s(&mut self, n: usize) -> Result<Vec<f32>, DenseError> {
+        (0..n).map(|_| self.f32()).collect()
+    }
+    /// A word as [`put_word`] wrote it.
+    pub fn word(&mut self) -> Result<&'a str, DenseError> {
+        let len = self.take(1)?[0] as usize;
+        std::str::from_utf8(self.take(len)?).map_err(|_| DenseError::Corrupt)
+    }
+}
+
+/// Numbers as little-endian f32s, read back by [`Cursor::f32s`].
+fn put_f32s<'a>(out: &mut Vec<u8>, xs: impl IntoIterator<Item = &'a f32>) {
+    for x in xs {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// A word as its length in one byte, then its bytes (at most 255), read back by [`Cursor::word`].
+fn put_word(out: &mut Vec<u8>, w: &str) {
+    out.push(w.len().min(255) as u8);
+    out.extend_from_slice(&w.as_bytes()[..w.len().min(255)]);
 }
 
 /// Deriving the word vectors from MiniLM's input embeddings (training only; needs the base weights).
