@@ -71,8 +71,10 @@ pub struct Metrics {
     kafka_errors: IntCounterVec,
     pub paused: IntGauge,
     pub assigned_partitions: IntGauge,
-    entities: IntCounterVec,
-    stances: IntCounterVec,
+    /// `entities_total` by type and `stances_total` by label, resolved once: in the order of
+    /// [`EntityType::ALL`] and [`StanceLabel::ALL`].
+    entities: [IntCounter; EntityType::ALL.len()],
+    stances: [IntCounter; StanceLabel::ALL.len()],
     watched: IntCounterVec,
     watchlist: HashSet<String>,
     source_stances: IntCounterVec,
@@ -183,14 +185,20 @@ impl Metrics {
                 name("assigned_partitions"),
                 "Input partitions currently assigned to this instance."
             )),
-            entities: reg!(IntCounterVec::new(
-                Opts::new(name("entities_total"), "Entities found in enriched articles, by type."),
-                &["type"]
-            )),
-            stances: reg!(IntCounterVec::new(
-                Opts::new(name("stances_total"), "Article-level stances toward entities, by label."),
-                &["label"]
-            )),
+            entities: {
+                let by_type = reg!(IntCounterVec::new(
+                    Opts::new(name("entities_total"), "Entities found in enriched articles, by type."),
+                    &["type"]
+                ));
+                EntityType::ALL.map(|t| by_type.with_label_values(&[t.as_str()]))
+            },
+            stances: {
+                let by_label = reg!(IntCounterVec::new(
+                    Opts::new(name("stances_total"), "Article-level stances toward entities, by label."),
+                    &["label"]
+                ));
+                StanceLabel::ALL.map(|l| by_label.with_label_values(&[l.as_str()]))
+            },
             watched: reg!(IntCounterVec::new(
                 Opts::new(
                     name("watched_entity_stances_total"),
@@ -231,12 +239,6 @@ impl Metrics {
         }
         for r in ["ok", "error"] {
             m.commits.with_label_values(&[r]);
-        }
-        for t in EntityType::ALL {
-            m.entities.with_label_values(&[t.as_str()]);
-        }
-        for l in StanceLabel::ALL {
-            m.stances.with_label_values(&[l.as_str()]);
         }
         m
     }
@@ -287,35 +289,61 @@ impl Metrics {
         self.kafka_errors.with_label_values(&[client, code]).inc();
     }
 
-    /// Product metrics of one enriched article.
-    pub fn record_entities(&self, source: Option<&str>, entities: &[Entity]) {
-        let source = self
-            .sources
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .label(source);
+    /// What `entities` add to the product metrics, worked out on the NLP thread that found them (matching the
+    /// watchlist lowercases names), so that [`Metrics::record_entities`], run once the article's outputs are
+    /// on the brokers, only adds numbers, and the article can be freed on the thread that built it.
+    pub fn tally(&self, source: Option<&str>, entities: &[Entity]) -> EntityTally {
+        let mut tally = EntityTally {
+            source: source.map(str::to_string),
+            ..EntityTally::default()
+        };
         for e in entities {
-            self.source_stances
-                .with_label_values(&[&source, e.stance.label.as_str()])
-                .inc();
-            self.entities
-                .with_label_values(&[e.entity_type.as_str()])
-                .inc();
-            self.stances
-                .with_label_values(&[e.stance.label.as_str()])
-                .inc();
-            if self.watchlist.contains(&e.entity_id.to_lowercase())
-                || self.watchlist.contains(&e.name.to_lowercase())
+            tally.by_type[type_index(e.entity_type)] += 1;
+            tally.by_label[label_index(e.stance.label)] += 1;
+            if !self.watchlist.is_empty()
+                && (self.watchlist.contains(&e.entity_id.to_lowercase())
+                    || self.watchlist.contains(&e.name.to_lowercase()))
             {
-                // All three labels exist from the first sighting on, so that rates and ratios over a watched
-                // entity read 0 rather than "no data" for a label it has not had yet.
-                for label in StanceLabel::ALL {
-                    let series =
-                        self.watched
-                            .with_label_values(&[&e.entity_id, &e.name, label.as_str()]);
-                    if label == e.stance.label {
-                        series.inc();
-                    }
+                tally
+                    .watched
+                    .push((e.entity_id.clone(), e.name.clone(), e.stance.label));
+            }
+        }
+        tally
+    }
+
+    /// Counts a delivered article's entities: by type, by stance label, by source and label, and per watched
+    /// entity.
+    pub fn record_entities(&self, tally: &EntityTally) {
+        for (counter, n) in self.entities.iter().zip(tally.by_type) {
+            counter.inc_by(n);
+        }
+        for (counter, n) in self.stances.iter().zip(tally.by_label) {
+            counter.inc_by(n);
+        }
+        if tally.by_label.iter().any(|&n| n > 0) {
+            let source = self
+                .sources
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .label(tally.source.as_deref());
+            for (label, n) in StanceLabel::ALL.iter().zip(tally.by_label) {
+                if n > 0 {
+                    self.source_stances
+                        .with_label_values(&[&source, label.as_str()])
+                        .inc_by(n);
+                }
+            }
+        }
+        for (entity_id, name, stance) in &tally.watched {
+            // All three labels exist from the first sighting on, so that rates and ratios over a watched
+            // entity read 0 rather than "no data" for a label it has not had yet.
+            for label in StanceLabel::ALL {
+                let series = self
+                    .watched
+                    .with_label_values(&[entity_id, name, label.as_str()]);
+                if label == *stance {
+                    series.inc();
                 }
             }
         }
@@ -332,6 +360,30 @@ impl Metrics {
 }
 
 /// Which `source` label an article's source gets: keeps the per-source series bounded whatever the feed sends.
+/// An enriched article's contribution to the product metrics (see [`Metrics::tally`]).
+#[derive(Debug, Default)]
+pub struct EntityTally {
+    source: Option<String>,
+    by_type: [u64; EntityType::ALL.len()],
+    by_label: [u64; StanceLabel::ALL.len()],
+    /// (entity id, name, label) of the entities on the watchlist.
+    watched: Vec<(String, String, StanceLabel)>,
+}
+
+fn type_index(t: EntityType) -> usize {
+    EntityType::ALL
+        .iter()
+        .position(|&x| x == t)
+        .expect("ALL lists every type")
+}
+
+fn label_index(l: StanceLabel) -> usize {
+    StanceLabel::ALL
+        .iter()
+        .position(|&x| x == l)
+        .expect("ALL lists every label")
+}
+
 #[derive(Debug)]
 struct SourceLabels {
     /// Sources with their own series; fixed when configured, filled by first sight up to `max` otherwise.
@@ -398,14 +450,14 @@ mod tests {
                 evidence: vec![],
             },
         };
-        m.record_entities(
+        m.record_entities(&m.tally(
             Some("Test Wire"),
             &[
                 mk("Q159", "Russia"),
                 mk("Q7747", "Vladimir Putin"),
                 mk("Q43", "Turkey"),
             ],
-        );
+        ));
         let text = m.render();
         assert!(text.contains("entity_id=\"Q159\""));
         assert!(
@@ -415,6 +467,11 @@ mod tests {
         assert!(text.contains("entity_id=\"Q7747\""));
         assert!(!text.contains("entity_id=\"Q43\""));
         assert!(text.contains("stancewatch_stances_total{label=\"against\"} 3"));
+        assert!(text.contains("stancewatch_entities_total{type=\"LOCATION\"} 3"));
+        assert!(text.contains("stancewatch_entities_total{type=\"PERSON\"} 0"));
+        assert!(text.contains(
+            "stancewatch_source_stances_total{label=\"against\",source=\"Test Wire\"} 3"
+        ));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! its timestamp. The dead-letter record is the input itself, byte for byte with its key, plus headers that say
 //! what went wrong and where the input came from, so an operator can fix and replay it.
 
+use std::sync::Arc;
+
 use crate::article::{RejectReason, Rejection};
 use crate::enriched::{EnrichedArticle, SCHEMA_VERSION};
 
@@ -38,9 +40,9 @@ pub struct InputRecord {
 /// Topic names the outputs go to.
 #[derive(Debug, Clone)]
 pub struct OutputTopics {
-    pub enriched: String,
-    pub entity_stances: String,
-    pub dlq: String,
+    pub enriched: Arc<str>,
+    pub entity_stances: Arc<str>,
+    pub dlq: Arc<str>,
 }
 
 /// The enriched record and the entity-stance records of one article.
@@ -59,6 +61,7 @@ pub(crate) fn enriched_records(
             headers.push((HEADER_SOURCE_KEY.to_string(), Some(k.clone())));
         }
     }
+    let headers: Arc<[_]> = headers.into();
     let mut out = Vec::with_capacity(1 + enriched.entities.len());
     out.push(OutRecord {
         topic: topics.enriched.clone(),
@@ -96,7 +99,7 @@ pub(crate) fn dlq_record(
         topic: topics.dlq.clone(),
         key: input.key.clone(),
         payload: input.payload.clone().unwrap_or_default(),
-        headers,
+        headers: headers.into(),
         timestamp: input.timestamp,
     }
 }
@@ -150,7 +153,7 @@ mod tests {
             &Rejection::new(RejectReason::InvalidJson, "bad"),
             &topics(),
         );
-        assert_eq!(r.topic, "d");
+        assert_eq!(&*r.topic, "d");
         assert_eq!(r.payload, b"{not json");
         assert_eq!(r.key.as_deref(), Some(&b"k-1"[..]));
         assert_eq!(r.timestamp, Some(1_700_000_000_000));

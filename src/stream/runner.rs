@@ -46,7 +46,7 @@ use crate::article::{Article, Limits, Rejection};
 use crate::config::Config;
 use crate::enriched::{enrich, load_pipeline_for, Analyze, EnrichedArticle};
 use crate::http::{self, Health};
-use crate::metrics::{Metrics, Outcome, Stage};
+use crate::metrics::{EntityTally, Metrics, Outcome, Stage};
 
 /// How long one `poll` may block; bounds how quickly the loop notices shutdown and due commits.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -214,9 +214,9 @@ impl Service {
             analyzer,
             producer,
             topics: OutputTopics {
-                enriched: k.enriched_topic.clone(),
-                entity_stances: k.entity_stances_topic.clone(),
-                dlq: k.dlq_topic.clone(),
+                enriched: k.enriched_topic.as_str().into(),
+                entity_stances: k.entity_stances_topic.as_str().into(),
+                dlq: k.dlq_topic.as_str().into(),
             },
             limits: Limits {
                 max_body_bytes: config.processing.max_article_bytes,
@@ -629,17 +629,17 @@ fn process(task: Task) {
     let produce_started = Instant::now();
     let ctx = task.ctx.clone();
     match prepared {
-        Ok((enriched, records)) => {
+        Ok((tally, records)) => {
             // Shared with the continuation, which may run before `send_all` returns.
             let records = Arc::new(records);
             let for_retry = records.clone();
             let refs: Vec<&OutRecord> = records.iter().collect();
             send_all(&ctx.producer, &refs, move |failures| {
                 if failures.is_empty() {
-                    task.delivered(&enriched, produce_started);
+                    task.delivered(&tally, produce_started);
                 } else {
                     let runtime = task.ctx.runtime.clone();
-                    runtime.spawn(task.retry(enriched, for_retry, failures, produce_started));
+                    runtime.spawn(task.retry(tally, for_retry, failures, produce_started));
                 }
             });
         }
@@ -650,14 +650,17 @@ fn process(task: Task) {
     }
 }
 
-/// Parse, analyse and serialise, on an NLP worker thread.
-fn prepare(
-    ctx: &TaskCtx,
-    input: &InputRecord,
-) -> Result<(EnrichedArticle, Vec<OutRecord>), Rejection> {
+/// Parse, analyse and serialise, on an NLP worker thread. The enriched article itself (hundreds of small
+/// allocations) is freed here, on the thread whose malloc arena holds it: only the serialised records, kept
+/// for a retry, and the metrics' tally go on to the producer's polling thread.
+fn prepare(ctx: &TaskCtx, input: &InputRecord) -> Result<(EntityTally, Vec<OutRecord>), Rejection> {
     let enriched = analyze(ctx, input)?;
     let records = enriched_records(input, &enriched, &ctx.topics).map_err(output_rejected)?;
-    Ok((enriched, records))
+    let tally = ctx
+        .shared
+        .metrics
+        .tally(enriched.source.as_deref(), &enriched.entities);
+    Ok((tally, records))
 }
 
 impl Task {
@@ -696,18 +699,15 @@ impl Task {
     }
 
     /// Every output of an enriched article is acknowledged.
-    fn delivered(self, enriched: &EnrichedArticle, produce_started: Instant) {
-        self.ctx
-            .shared
-            .metrics
-            .record_entities(enriched.source.as_deref(), &enriched.entities);
+    fn delivered(self, tally: &EntityTally, produce_started: Instant) {
+        self.ctx.shared.metrics.record_entities(tally);
         self.finish(Outcome::Enriched, produce_started);
     }
 
     /// Produces again the outputs the producer reported as failed.
     async fn retry(
         self,
-        enriched: EnrichedArticle,
+        tally: EntityTally,
         records: Arc<Vec<OutRecord>>,
         failures: Failures,
         produce_started: Instant,
@@ -715,7 +715,7 @@ impl Task {
         let ctx = self.ctx.clone();
         let result = self.redeliver(records.iter().collect(), failures).await;
         match result {
-            Ok(()) => self.delivered(&enriched, produce_started),
+            Ok(()) => self.delivered(&tally, produce_started),
             Err(DeliveryError::Permanent(e)) => {
                 self.dead_letter(output_rejected(e), produce_started).await
             }

@@ -26,13 +26,14 @@ use tracing::warn;
 use super::context::ProducerCtx;
 use crate::metrics::Metrics;
 
-/// A record to produce, owned so that it can be sent again.
+/// A record to produce, owned so that it can be sent again. The topic name and the headers are shared by
+/// the records of an article (an enriched record and one per entity), not copied into each.
 #[derive(Debug, Clone)]
 pub(crate) struct OutRecord {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub headers: Arc<[(String, Option<Vec<u8>>)]>,
     pub timestamp: Option<i64>,
 }
 
