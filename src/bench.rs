@@ -6,11 +6,11 @@
 //!
 //! 1. NLP alone: the pipeline over the corpus on 1 and on 2 threads (articles/s, words/s per core). No
 //!    parsing, no JSON out, no Kafka: the ceiling the service can reach.
-//! 2. End to end: the corpus published to librdkafka's in-process mock cluster as a backlog, then consumed by
-//!    the real [`Service`] with 1 and with 2 NLP workers. The rate is taken between the first and the last
-//!    article done (outputs acknowledged by the broker), so the consumer-group join is not counted; its ratio
-//!    to phase 1 at the same thread count is the Kafka overhead (parsing, serialising, producing,
-//!    committing, the broker itself).
+//! 2. End to end: the real [`Service`] with 1 and with 2 NLP workers, on librdkafka's in-process mock
+//!    cluster, draining the corpus published to its input topic as a backlog. Its ratio to phase 1 at the same
+//!    thread count is the Kafka overhead (parsing, serialising, producing, committing, the broker itself).
+//!    Phases 1 and 2 alternate in rounds on one running service (see [`rounds`]), so that each end-to-end run
+//!    is compared with NLP-only runs seconds before and after it.
 //! 3. Latency: articles published at half the 2-worker end-to-end rate; an article's latency runs from its
 //!    publication (the input record's CreateTime, which the enriched record carries over) to the moment its
 //!    enriched record is read back, so it includes both hops through the broker.
@@ -55,13 +55,14 @@ pub enum BenchError {
 /// What to measure and for how long.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// Articles in the corpus (each NLP and end-to-end phase processes all of them).
+    /// Articles in the corpus (each NLP-only and each end-to-end run processes all of them).
     pub articles: usize,
     /// Worker-thread counts to measure, e.g. `[1, 2]`.
     pub threads: Vec<usize>,
     /// How long the fixed-rate latency phase publishes.
     pub latency_seconds: f64,
-    /// Runs of each rate measurement; the median is reported (the machine may be busy with other work).
+    /// Rounds for each thread count (`repeats + 1` NLP-only runs around `repeats` end-to-end ones); medians
+    /// are reported.
     pub repeats: usize,
     /// The service's `processing.io_sched_batch`; off only to measure what it is worth.
     pub io_sched_batch: bool,
@@ -95,7 +96,8 @@ pub struct EndToEndRate {
     /// End-to-end rate over the NLP-only rate at the same thread count (1.0 = Kafka costs nothing): the
     /// median of `ratio_per_round`.
     pub ratio_to_nlp: f64,
-    /// The ratio in each round, each end-to-end run over the NLP-only run of the same round.
+    /// The ratio in each round: an end-to-end run over the mean of the NLP-only runs just before and just
+    /// after it.
     pub ratio_per_round: Vec<f64>,
     /// Process CPU time per article, in milliseconds: the service, and also the in-process mock broker and
     /// the bench's reader.
@@ -191,44 +193,40 @@ pub async fn run(
     options: &BenchOptions,
     progress: Progress<'_>,
 ) -> Result<BenchReport, BenchError> {
-    // Rounds alternate the NLP-only and the end-to-end phases, so that a change in the machine's other load
-    // during the run moves both alike; each figure is the median of its rounds.
+    // For each thread count, the NLP-only and the end-to-end runs alternate, starting and ending with NLP
+    // alone: N, E, N, E, ..., N, each over the same corpus, each a second or two long. Each end-to-end run is
+    // compared with the mean of the two NLP-only runs around it. This machine's speed drifts and jumps by
+    // ±10 % within seconds (other tenants of the host); runs minutes apart, or even ten seconds apart, gave
+    // single ratios from 0.67 to 1.05. Short runs side by side see the same machine, and the median of the
+    // rounds takes care of the rest.
     let repeats = options.repeats.max(1);
-    let mut nlp_runs: Vec<Vec<NlpRate>> = vec![Vec::new(); options.threads.len()];
-    let mut e2e_runs: Vec<Vec<E2eRun>> = vec![Vec::new(); options.threads.len()];
-    for _ in 0..repeats {
-        for (i, &threads) in options.threads.iter().enumerate() {
-            let name = format!("NLP, {threads} thread(s)");
-            nlp_runs[i].push(tokio::task::block_in_place(|| {
-                nlp_rate(analyzer.as_ref(), corpus, threads, &|d, t| {
-                    progress(&name, d, t)
-                })
-            }));
-            let name = format!("end to end, {threads} worker(s)");
-            e2e_runs[i].push(
-                end_to_end_rate(analyzer.clone(), corpus, threads, options, &|d, t| {
-                    progress(&name, d, t)
-                })
-                .await?,
-            );
-        }
-    }
     let mut nlp = Vec::new();
     let mut end_to_end = Vec::new();
-    for (i, &workers) in options.threads.iter().enumerate() {
-        // Each round's end-to-end run over the NLP-only run just before it: the two ran minutes apart at most,
-        // so a machine that is faster or slower for a while moves both, and the ratio less than either rate.
-        let ratio_per_round: Vec<f64> = nlp_runs[i]
+    for &workers in &options.threads {
+        let Rounds {
+            nlp: mut nlp_runs,
+            e2e: mut e2e_runs,
+            peak_rss_mb,
+        } = rounds(
+            analyzer.clone(),
+            corpus,
+            workers,
+            options,
+            repeats,
+            progress,
+        )
+        .await?;
+        let ratio_per_round: Vec<f64> = e2e_runs
             .iter()
-            .zip(&e2e_runs[i])
-            .map(|(n, e)| e.rate / n.articles_per_sec)
+            .zip(nlp_runs.windows(2))
+            .map(|(e, around)| {
+                e.rate / ((around[0].articles_per_sec + around[1].articles_per_sec) / 2.0)
+            })
             .collect();
-        let mut runs = std::mem::take(&mut nlp_runs[i]);
-        runs.sort_by(|a, b| a.articles_per_sec.total_cmp(&b.articles_per_sec));
-        let n = runs.swap_remove(repeats / 2);
-        let mut runs = std::mem::take(&mut e2e_runs[i]);
-        runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
-        let E2eRun { rate, cpu, rss } = runs.swap_remove(repeats / 2);
+        nlp_runs.sort_by(|a, b| a.articles_per_sec.total_cmp(&b.articles_per_sec));
+        let n = nlp_runs.swap_remove(nlp_runs.len() / 2);
+        e2e_runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        let E2eRun { rate, cpu } = e2e_runs.swap_remove(e2e_runs.len() / 2);
         end_to_end.push(EndToEndRate {
             workers,
             articles_per_sec: rate,
@@ -236,7 +234,7 @@ pub async fn run(
             ratio_per_round,
             cpu_ms_per_article: cpu,
             cpu_ratio_to_nlp: n.cpu_ms_per_article.zip(cpu).map(|(a, b)| a / b),
-            peak_rss_mb: rss,
+            peak_rss_mb,
         });
         nlp.push(n);
     }
@@ -312,12 +310,19 @@ pub fn nlp_rate(
     }
 }
 
-/// One end-to-end run: articles/s, CPU ms per article, peak RSS in MB.
+/// One end-to-end run: articles/s, CPU ms per article.
 #[derive(Debug, Clone)]
 struct E2eRun {
     rate: f64,
     cpu: Option<f64>,
-    rss: Option<f64>,
+}
+
+/// The runs of one thread count: `repeats + 1` NLP-only runs around `repeats` end-to-end ones.
+struct Rounds {
+    nlp: Vec<NlpRate>,
+    e2e: Vec<E2eRun>,
+    /// The process's peak RSS over the end-to-end runs.
+    peak_rss_mb: Option<f64>,
 }
 
 /// Topics and a service configuration for one phase.
@@ -372,87 +377,126 @@ fn enriched_reader(config: &Config) -> Result<BaseConsumer, BenchError> {
     Ok(consumer)
 }
 
-/// Phase 2: the whole corpus published as a backlog before the service starts, then drained by it.
+/// Phases 1 and 2 for one thread count, in rounds on one running service.
 ///
-/// The rate runs from the first article done to the last, so neither the group join nor the bench's own
-/// publishing counts. "Done" is the service's own count of articles whose outputs the broker acknowledged,
-/// read in-process: a reader of the enriched topic, or even polling its watermarks, would take CPU and
-/// wake-ups from the service that production does not have. At the end the enriched topic's watermarks
-/// must show every article, so the count is checked against the broker.
-async fn end_to_end_rate(
+/// The service (`workers` NLP workers) starts once, and a few articles go through it first so that the
+/// consumer group's join and the first fetches are over. Then each round runs the pipeline alone over the
+/// corpus while the service idles, publishes the corpus to the service's input topic as a backlog, and times
+/// the service draining it: from the moment the backlog is on the broker to the last article done. "Done" is
+/// the service's own count of articles whose outputs the broker acknowledged, read in-process: a reader of
+/// the enriched topic, or even polling its watermarks, would take CPU and wake-ups from the service that
+/// production does not have. At the end the enriched topic's watermarks must show every article, so the count
+/// is checked against the broker.
+async fn rounds(
     analyzer: Arc<dyn Analyze>,
     corpus: &[BenchArticle],
     workers: usize,
     options: &BenchOptions,
-    progress: &(dyn Fn(u64, u64) + Sync),
-) -> Result<E2eRun, BenchError> {
-    // A cluster of its own, so that the records of earlier phases do not count in this phase's memory.
+    repeats: usize,
+    progress: Progress<'_>,
+) -> Result<Rounds, BenchError> {
+    // A cluster of its own, so that the records of other phases do not count in this phase's memory.
     let kafka = MockKafka::start(1)?;
     let config = phase_config(&kafka, "e2e", workers, options)?;
+    let (bootstrap, topic) = (
+        config.kafka.brokers.clone(),
+        config.kafka.input_topic.clone(),
+    );
     let records: Vec<Publish> = corpus.iter().map(publishable).collect();
-    publish_all(&config.kafka.brokers, &config.kafka.input_topic, &records).await?;
-    drop(records);
     let watermarks = EnrichedCount::new(&config)?;
     reset_peak_rss();
-    let service = Service::new(config).with_analyzer(analyzer).start().await?;
+    let service = Service::new(config)
+        .with_analyzer(analyzer.clone())
+        .start()
+        .await?;
     let metrics = service.metrics.clone();
-    let done = || metrics.articles(Outcome::Enriched) + metrics.articles(Outcome::DeadLettered);
+    let done =
+        || (metrics.articles(Outcome::Enriched) + metrics.articles(Outcome::DeadLettered)) as usize;
+
+    let warm_up = &records[..records.len().min(WARM_UP_ARTICLES)];
+    publish_all(&bootstrap, &topic, warm_up).await?;
+    let mut expected = warm_up.len();
+    wait_until_done(&done, expected, Duration::from_secs(60), &|_, _| {})?;
 
     let n = corpus.len();
-    let deadline = Instant::now() + Duration::from_secs(60) + Duration::from_millis(n as u64 * 500);
-    // The bench's own watching wakes every 2 ms; in the SCHED_BATCH class, as the service's Kafka threads, so
-    // that it does not preempt the NLP workers it measures either.
-    let (first, cpu_started, started) = tokio::task::block_in_place(|| {
-        on_batch_thread(|| {
-            let (first, cpu_started, started) = loop {
-                let count = done() as usize;
-                if count > 0 {
-                    break (count, cpu_seconds(), Instant::now());
-                }
-                if Instant::now() > deadline {
-                    return Err(BenchError::Stalled(
-                        "no enriched record came out: the service did not start consuming".into(),
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            };
-            loop {
-                let count = done() as usize;
-                progress(count as u64, n as u64);
-                if count >= n {
-                    return Ok((first, cpu_started, started));
-                }
-                if Instant::now() > deadline {
-                    return Err(BenchError::Stalled(format!(
-                        "only {count} of {n} articles came out before the deadline"
-                    )));
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        })
-    })?;
-    let secs = started.elapsed().as_secs_f64();
+    let nlp_name = format!("NLP, {workers} thread(s)");
+    let e2e_name = format!("end to end, {workers} worker(s)");
+    let mut nlp = Vec::with_capacity(repeats + 1);
+    let mut e2e = Vec::with_capacity(repeats);
+    for round in 0..=repeats {
+        nlp.push(tokio::task::block_in_place(|| {
+            nlp_rate(analyzer.as_ref(), corpus, workers, &|d, t| {
+                progress(&nlp_name, d, t)
+            })
+        }));
+        if round == repeats {
+            break;
+        }
+        publish_all(&bootstrap, &topic, &records).await?;
+        let (first, cpu_started, started) = (done(), cpu_seconds(), Instant::now());
+        let target = expected + n;
+        let deadline = Duration::from_secs(60) + Duration::from_millis(n as u64 * 500);
+        wait_until_done(&done, target, deadline, &|d, _| {
+            progress(&e2e_name, d.saturating_sub(expected as u64), n as u64)
+        })?;
+        let secs = started.elapsed().as_secs_f64();
+        let drained = (target - first).max(1);
+        e2e.push(E2eRun {
+            rate: drained as f64 / secs,
+            cpu: cpu_seconds()
+                .zip(cpu_started)
+                .map(|(b, a)| (b - a) * 1000.0 / drained as f64),
+        });
+        expected = target;
+    }
+    let peak_rss_mb = peak_rss_mb();
     let on_broker = watermarks.count()?;
-    if on_broker < n {
+    if on_broker < expected {
         return Err(BenchError::Stalled(format!(
-            "the service counted {n} articles done, but only {on_broker} are on the enriched topic"
+            "the service counted {expected} articles done, but only {on_broker} are on the enriched topic"
         )));
     }
-    let drained = (n - first).max(1);
-    let cpu = cpu_seconds()
-        .zip(cpu_started)
-        .map(|(b, a)| (b - a) * 1000.0 / drained as f64);
-    let rss = peak_rss_mb();
     service.shutdown();
     service.wait().await?;
-    Ok(E2eRun {
-        rate: drained as f64 / secs,
-        cpu,
-        rss,
+    Ok(Rounds {
+        nlp,
+        e2e,
+        peak_rss_mb,
     })
 }
 
-/// How many enriched records the broker holds: the sum of the enriched topic's high watermarks.
+/// Articles sent through the service before the first round, so that no round counts the group join.
+const WARM_UP_ARTICLES: usize = 20;
+
+/// Waits until `done()` reaches `target`, checking every 2 ms: in the SCHED_BATCH class, as the service's
+/// Kafka threads, so that the bench's own watching does not preempt the NLP workers it measures.
+fn wait_until_done(
+    done: &(dyn Fn() -> usize + Sync),
+    target: usize,
+    within: Duration,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<(), BenchError> {
+    let deadline = Instant::now() + within;
+    tokio::task::block_in_place(|| {
+        on_batch_thread(|| loop {
+            let count = done();
+            progress(count as u64, target as u64);
+            if count >= target {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(BenchError::Stalled(format!(
+                    "only {count} of {target} articles came out within {within:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        })
+    })
+}
+
+/// How many enriched records the broker took: the sum of the enriched topic's high watermarks (the topic
+/// is new, so its offsets start at 0). Not high minus low: the mock cluster keeps only the last 5 MB of each
+/// partition, which also keeps the phase's memory from growing with the rounds.
 struct EnrichedCount {
     client: BaseConsumer,
     topic: String,
@@ -472,10 +516,10 @@ impl EnrichedCount {
     fn count(&self) -> Result<usize, BenchError> {
         let mut total = 0;
         for p in 0..PARTITIONS {
-            let (low, high) =
-                self.client
-                    .fetch_watermarks(&self.topic, p, Duration::from_secs(5))?;
-            total += (high - low).max(0) as usize;
+            let (_, high) = self
+                .client
+                .fetch_watermarks(&self.topic, p, Duration::from_secs(5))?;
+            total += high.max(0) as usize;
         }
         Ok(total)
     }
@@ -672,6 +716,38 @@ mod tests {
         assert_eq!(median(&[0.9, 0.7, 0.8]), 0.8);
         assert_eq!(median(&[0.9, 0.7, 0.8, 0.6]), 0.75);
         assert!(median(&[]).is_nan());
+    }
+
+    /// A short run of the whole bench through the mock cluster: every round yields a rate, the rounds
+    /// alternate as documented, and the broker holds an enriched record for every article counted done
+    /// (`rounds` fails otherwise).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rounds_bracket_each_end_to_end_run_with_nlp_runs() {
+        let corpus = corpus(EXAMPLES, 12);
+        let options = BenchOptions {
+            articles: corpus.len(),
+            threads: vec![1],
+            latency_seconds: 0.0,
+            repeats: 2,
+            io_sched_batch: true,
+        };
+        let analyzer: Arc<dyn Analyze> = Arc::new(crate::nlp::Pipeline::new());
+        let report = run(analyzer, &corpus, &options, &|_, _, _| {})
+            .await
+            .expect("the bench runs");
+        assert_eq!(report.nlp.len(), 1);
+        let e2e = &report.end_to_end[0];
+        assert_eq!(e2e.workers, 1);
+        assert_eq!(e2e.ratio_per_round.len(), 2, "one ratio per end-to-end run");
+        assert!(e2e.articles_per_sec > 0.0 && report.nlp[0].articles_per_sec > 0.0);
+        assert!(
+            e2e.ratio_per_round
+                .iter()
+                .all(|r| r.is_finite() && *r > 0.0),
+            "{:?}",
+            e2e.ratio_per_round
+        );
+        assert!(report.latency.is_none());
     }
 
     #[test]

@@ -84,9 +84,9 @@ enum Command {
     /// Measure throughput, latency and memory: the NLP pipeline alone, then the whole service through an
     /// in-process mock Kafka cluster (see BENCHMARKS.md).
     Bench {
-        /// Articles in the corpus (a mix of briefs, articles and long reads cut from the examples); enough for
-        /// several seconds end to end, so that the group's first fetches do not weigh on the rate.
-        #[arg(long, default_value_t = 3000)]
+        /// Articles in the corpus (a mix of briefs, articles and long reads cut from the examples); each round
+        /// runs all of them through the NLP alone and then through the service, a second or two each.
+        #[arg(long, default_value_t = 1000)]
         articles: usize,
         /// Thread counts to measure (NLP threads, and the service's NLP workers).
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
@@ -94,9 +94,9 @@ enum Command {
         /// How long the fixed-rate latency phase publishes, in seconds (0 skips it).
         #[arg(long, default_value_t = 20.0)]
         latency_seconds: f64,
-        /// Runs of each rate measurement; the median is reported (5: on a shared machine one round's ratio to
-        /// NLP swings by ±10 %).
-        #[arg(long, default_value_t = 5)]
+        /// Rounds for each thread count; medians are reported. Each end-to-end run is compared with the NLP-only
+        /// runs just before and after it (on a shared machine one round's ratio still swings by ±10 %).
+        #[arg(long, default_value_t = 9)]
         repeats: usize,
         /// Leave the service's Kafka I/O threads in the default scheduling class (`processing.io_sched_batch =
         /// false`), to measure what the SCHED_BATCH class is worth.
@@ -1991,9 +1991,12 @@ fn bench(
         match accurate_pipeline(base_dir, max_sentences) {
             Ok(pipeline) => {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                // Accurate mode runs at a twentieth of fast mode's rate: three rounds of its smaller corpus
+                // already take a minute and a half.
                 let accurate = bench::BenchOptions {
                     articles: accurate_articles.max(2),
                     threads: vec![4 * cores],
+                    repeats: options.repeats.min(3),
                     ..options
                 };
                 let report = bench_mode(Arc::new(pipeline), &accurate)?;
