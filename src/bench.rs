@@ -199,7 +199,6 @@ pub async fn run(
     // ±10 % within seconds (other tenants of the host); runs minutes apart, or even ten seconds apart, gave
     // single ratios from 0.67 to 1.05. Short runs side by side see the same machine, and the median of the
     // rounds takes care of the rest.
-    let repeats = options.repeats.max(1);
     let mut nlp = Vec::new();
     let mut end_to_end = Vec::new();
     for &workers in &options.threads {
@@ -207,15 +206,7 @@ pub async fn run(
             nlp: mut nlp_runs,
             e2e: mut e2e_runs,
             peak_rss_mb,
-        } = rounds(
-            analyzer.clone(),
-            corpus,
-            workers,
-            options,
-            repeats,
-            progress,
-        )
-        .await?;
+        } = rounds(analyzer.clone(), corpus, workers, options, progress).await?;
         let ratio_per_round: Vec<f64> = e2e_runs
             .iter()
             .zip(nlp_runs.windows(2))
@@ -392,9 +383,9 @@ async fn rounds(
     corpus: &[BenchArticle],
     workers: usize,
     options: &BenchOptions,
-    repeats: usize,
     progress: Progress<'_>,
 ) -> Result<Rounds, BenchError> {
+    let repeats = options.repeats.max(1);
     // A cluster of its own, so that the records of other phases do not count in this phase's memory.
     let kafka = MockKafka::start(1)?;
     let config = phase_config(&kafka, "e2e", workers, options)?;

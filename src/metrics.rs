@@ -298,8 +298,8 @@ impl Metrics {
             ..EntityTally::default()
         };
         for e in entities {
-            tally.by_type[type_index(e.entity_type)] += 1;
-            tally.by_label[label_index(e.stance.label)] += 1;
+            tally.by_type[index_in(&EntityType::ALL, &e.entity_type)] += 1;
+            tally.by_label[index_in(&StanceLabel::ALL, &e.stance.label)] += 1;
             if !self.watchlist.is_empty()
                 && (self.watchlist.contains(&e.entity_id.to_lowercase())
                     || self.watchlist.contains(&e.name.to_lowercase()))
@@ -359,7 +359,6 @@ impl Metrics {
     }
 }
 
-/// Which `source` label an article's source gets: keeps the per-source series bounded whatever the feed sends.
 /// An enriched article's contribution to the product metrics (see [`Metrics::tally`]).
 #[derive(Debug, Default)]
 pub struct EntityTally {
@@ -370,20 +369,14 @@ pub struct EntityTally {
     watched: Vec<(String, String, StanceLabel)>,
 }
 
-fn type_index(t: EntityType) -> usize {
-    EntityType::ALL
-        .iter()
-        .position(|&x| x == t)
-        .expect("ALL lists every type")
+/// Where `x` is in `all` (an `ALL` list of a label enum), which orders the tally's counts.
+fn index_in<T: PartialEq>(all: &[T], x: &T) -> usize {
+    all.iter()
+        .position(|a| a == x)
+        .expect("an ALL list holds every value")
 }
 
-fn label_index(l: StanceLabel) -> usize {
-    StanceLabel::ALL
-        .iter()
-        .position(|&x| x == l)
-        .expect("ALL lists every label")
-}
-
+/// Which `source` label an article's source gets: keeps the per-source series bounded whatever the feed sends.
 #[derive(Debug)]
 struct SourceLabels {
     /// Sources with their own series; fixed when configured, filled by first sight up to `max` otherwise.
