@@ -38,10 +38,12 @@ pub enum RejectReason {
     NlpPanic,
     /// The enriched output was refused by the brokers (e.g. larger than the topic accepts).
     OutputRejected,
+    /// The record has no value at all (a Kafka tombstone): there is no article to read.
+    Tombstone,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 10] = [
         Self::InvalidUtf8,
         Self::InvalidJson,
         Self::NotAnObject,
@@ -51,6 +53,7 @@ impl RejectReason {
         Self::TooLarge,
         Self::NlpPanic,
         Self::OutputRejected,
+        Self::Tombstone,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +67,7 @@ impl RejectReason {
             Self::TooLarge => "too_large",
             Self::NlpPanic => "nlp_panic",
             Self::OutputRejected => "output_rejected",
+            Self::Tombstone => "tombstone",
         }
     }
 }
@@ -84,6 +88,10 @@ impl Rejection {
         }
     }
 }
+
+/// Room for an article's other fields (title, url, extra fields) and JSON escapes beyond its body: a record
+/// longer than `max_body_bytes` plus this is rejected as too large before it is parsed.
+pub const ENVELOPE_ALLOWANCE: usize = 64 * 1024;
 
 /// Limits applied while parsing.
 #[derive(Debug, Clone, Copy)]
@@ -111,8 +119,7 @@ impl Article {
         })?;
         // A whole record far over the body limit is rejected before building a JSON tree for it: bodies are the
         // bulk of an article, and the tree would cost several times the payload in memory.
-        let envelope_allowance = 64 * 1024;
-        if text.len() > limits.max_body_bytes.saturating_add(envelope_allowance) {
+        if text.len() > limits.max_body_bytes.saturating_add(ENVELOPE_ALLOWANCE) {
             return Err(Rejection::new(
                 RejectReason::TooLarge,
                 format!(

@@ -608,7 +608,10 @@ async fn send(
     topic: &str,
     record: &Publish,
 ) -> Result<(i32, i64), (rdkafka::error::KafkaError, rdkafka::message::OwnedMessage)> {
-    let mut fr = FutureRecord::to(topic).payload(&record.payload);
+    let mut fr = FutureRecord::<[u8], [u8]>::to(topic);
+    if let Some(p) = &record.payload {
+        fr = fr.payload(p);
+    }
     if let Some(k) = &record.key {
         fr = fr.key(k);
     }
@@ -653,7 +656,7 @@ fn read_latencies(
 fn publishable(a: &BenchArticle) -> Publish {
     Publish {
         key: Some(a.id.clone().into_bytes()),
-        payload: a.json.clone(),
+        payload: Some(a.json.clone()),
         headers: vec![],
     }
 }

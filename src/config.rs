@@ -37,6 +37,7 @@ pub enum ConfigError {
 pub struct Config {
     pub kafka: KafkaConfig,
     pub processing: ProcessingConfig,
+    pub output: OutputConfig,
     pub nlp: NlpConfig,
     pub metrics: MetricsConfig,
     pub http: HttpConfig,
@@ -73,6 +74,36 @@ pub struct ProcessingConfig {
     pub retry_backoff_max_ms: u64,
     /// Run the Kafka I/O threads in Linux's `SCHED_BATCH` class, so that they do not preempt the NLP workers.
     pub io_sched_batch: bool,
+    /// What to do with a record that can be delivered nowhere, not even to the dead-letter topic.
+    pub on_undeliverable: OnUndeliverable,
+}
+
+/// What happens to an input record that cannot be delivered anywhere: its outputs were refused and so was its
+/// dead-letter record (say, a dead-letter topic whose `max.message.bytes` is smaller than the input's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUndeliverable {
+    /// The partition stops at the record: it is paused and never committed past it, an error names it, the
+    /// blocked-partitions gauge and `/readyz` say so; the other partitions go on. A restart tries it again.
+    Stop,
+    /// The record is skipped: an error log line names topic, partition and offset, a counter counts it, and
+    /// the offset is committed as handled.
+    Skip,
+}
+
+/// Bounds on what one article's outputs may hold, so that every article under `max_article_bytes` yields
+/// records the output topics accept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Largest enriched record, in bytes of JSON; keep it at most the output topics' `max.message.bytes`.
+    pub max_record_bytes: usize,
+    /// Entities per enriched record (the most salient are kept).
+    pub max_entities: usize,
+    /// Mentions listed per entity (the first ones in reading order are kept).
+    pub max_mentions_per_entity: usize,
+    /// Relations per enriched record.
+    pub max_relations: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +277,36 @@ impl Config {
                 ),
             });
         }
+        let o = &self.output;
+        if o.max_entities == 0 || o.max_mentions_per_entity == 0 {
+            return bad(
+                "output.max_entities",
+                "and output.max_mentions_per_entity must be at least 1",
+            );
+        }
+        if o.max_record_bytes < MIN_OUTPUT_RECORD_BYTES {
+            return Err(ConfigError::BadValue {
+                key: "output.max_record_bytes",
+                problem: format!(
+                    "must be at least {MIN_OUTPUT_RECORD_BYTES} (an article's metadata must fit)"
+                ),
+            });
+        }
+        if let Some(key) = k
+            .producer
+            .keys()
+            .find(|key| key.as_str() == "message.max.bytes")
+        {
+            return Err(ConfigError::BadValue {
+                key: "kafka.producer",
+                problem: format!(
+                    "must not set `{key}`: stancewatch derives it from what the consumer can fetch, so that \
+                     any input can be dead-lettered (raise kafka.consumer \"receive.message.max.bytes\" to \
+                     raise both)"
+                ),
+            });
+        }
+        self.kafka_limits()?;
         let p = &self.processing;
         if p.max_in_flight == 0 {
             return bad("processing.max_in_flight", "must be at least 1");
@@ -296,6 +357,86 @@ impl Config {
     }
 }
 
+/// Byte limits the Kafka clients are given, derived from the configuration (see [`Config::kafka_limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KafkaLimits {
+    /// The largest input record the consumer can be handed (librdkafka's `receive.message.max.bytes`, less
+    /// the fetch response's own framing).
+    pub largest_input: usize,
+    /// The producer's `message.max.bytes`: the largest input plus room for the dead-letter headers, so that
+    /// any record the consumer can fetch can also be dead-lettered.
+    pub producer_message_max_bytes: usize,
+}
+
+/// Room for the headers a dead-letter record adds (reason, message, source topic, partition, offset).
+pub const DLQ_HEADER_ALLOWANCE: usize = 64 * 1024;
+/// librdkafka's default `receive.message.max.bytes`.
+const DEFAULT_RECEIVE_MESSAGE_MAX_BYTES: usize = 100_000_000;
+/// librdkafka's fetch response framing beyond the records (its own check uses 512).
+const FETCH_RESPONSE_OVERHEAD: usize = 512;
+/// librdkafka's largest `message.max.bytes`.
+const LIBRDKAFKA_MAX_MESSAGE_BYTES: usize = 1_000_000_000;
+/// Smallest `output.max_record_bytes`: room for an article's metadata and a few entities.
+const MIN_OUTPUT_RECORD_BYTES: usize = 16 * 1024;
+
+impl Config {
+    /// The byte limits of the Kafka clients, checked against each other: an article of `max_article_bytes`
+    /// must be fetchable, and the producer must be able to carry, to the dead-letter topic, any record the
+    /// consumer can fetch. The error says which setting to change.
+    pub fn kafka_limits(&self) -> Result<KafkaLimits, ConfigError> {
+        let receive = match self.kafka.consumer.get("receive.message.max.bytes") {
+            None => DEFAULT_RECEIVE_MESSAGE_MAX_BYTES,
+            Some(v) => v.trim().parse().map_err(|_| ConfigError::BadValue {
+                key: "kafka.consumer",
+                problem: format!(
+                    "`receive.message.max.bytes` must be a number of bytes, not {v:?} (e.g. \"100000000\")"
+                ),
+            })?,
+        };
+        let largest_input = receive.saturating_sub(FETCH_RESPONSE_OVERHEAD);
+        let article = self
+            .processing
+            .max_article_bytes
+            .saturating_add(crate::article::ENVELOPE_ALLOWANCE);
+        if article > largest_input {
+            return Err(ConfigError::BadValue {
+                key: "processing.max_article_bytes",
+                problem: format!(
+                    "is {} bytes, but the consumer cannot fetch records over {largest_input} bytes \
+                     (kafka.consumer \"receive.message.max.bytes\" = {receive}); lower max_article_bytes or \
+                     raise receive.message.max.bytes to at least {}",
+                    self.processing.max_article_bytes,
+                    article + FETCH_RESPONSE_OVERHEAD
+                ),
+            });
+        }
+        let producer_message_max_bytes = largest_input.saturating_add(DLQ_HEADER_ALLOWANCE);
+        if producer_message_max_bytes > LIBRDKAFKA_MAX_MESSAGE_BYTES {
+            return Err(ConfigError::BadValue {
+                key: "kafka.consumer",
+                problem: format!(
+                    "\"receive.message.max.bytes\" = {receive} lets the consumer fetch records the producer \
+                     could not dead-letter (librdkafka's largest message.max.bytes is \
+                     {LIBRDKAFKA_MAX_MESSAGE_BYTES}); set it to at most {}",
+                    LIBRDKAFKA_MAX_MESSAGE_BYTES - DLQ_HEADER_ALLOWANCE + FETCH_RESPONSE_OVERHEAD
+                ),
+            });
+        }
+        if self.output.max_record_bytes > producer_message_max_bytes {
+            return Err(ConfigError::BadValue {
+                key: "output.max_record_bytes",
+                problem: format!(
+                    "must be at most the producer's message.max.bytes, {producer_message_max_bytes}"
+                ),
+            });
+        }
+        Ok(KafkaLimits {
+            largest_input,
+            producer_message_max_bytes,
+        })
+    }
+}
+
 impl ProcessingConfig {
     pub fn commit_interval(&self) -> Duration {
         Duration::from_millis(self.commit_interval_ms)
@@ -308,19 +449,24 @@ impl ProcessingConfig {
     }
 }
 
-/// `STANCEWATCH__KAFKA__CONSUMER__SESSION.TIMEOUT.MS=45000` → `kafka.consumer."session.timeout.ms"`.
+/// The environment variables that override settings, as a figment provider whose metadata renders a key path
+/// back into the variable's name, so that an error names the variable the user set.
 ///
-/// figment's own `Env` provider would split on the dots inside librdkafka property names, so the variables are
-/// collected here and nested by `__` only.
-fn env_provider(
-    env: impl IntoIterator<Item = (String, String)>,
-) -> figment::providers::Serialized<toml::Table> {
+/// `__` separates nesting levels and names are case-insensitive. Inside the librdkafka tables
+/// (`kafka.consumer`, `kafka.producer`) a property may be spelt with underscores, which bash accepts in a
+/// variable name, or with its own dots: `STANCEWATCH__KAFKA__CONSUMER__SESSION_TIMEOUT_MS` and
+/// `STANCEWATCH__KAFKA__CONSUMER__SESSION.TIMEOUT.MS` both set `session.timeout.ms` (librdkafka has no
+/// property with an underscore in its name). figment's own `Env` provider would split on those dots, so the
+/// variables are collected here.
+struct EnvVars(toml::Table);
+
+fn env_provider(env: impl IntoIterator<Item = (String, String)>) -> EnvVars {
     let mut root = toml::Table::new();
     for (name, value) in env {
         let Some(path) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
+        let mut keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
         if keys.iter().any(String::is_empty) {
             continue;
         }
@@ -329,13 +475,34 @@ fn env_provider(
             && keys[0] == "kafka"
             && (keys[1] == "consumer" || keys[1] == "producer");
         let value = if passthrough {
+            let property = keys[2..].join(".").replace('_', ".");
+            keys.truncate(2);
+            keys.push(property);
             toml::Value::String(value)
         } else {
             env_value(&value)
         };
         insert_path(&mut root, &keys, value);
     }
-    figment::providers::Serialized::defaults(root)
+    EnvVars(root)
+}
+
+/// The name figment gives the environment in errors' metadata.
+const ENV_SOURCE: &str = "environment variable";
+
+impl figment::Provider for EnvVars {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(ENV_SOURCE).interpolater(|_, keys| {
+            let upper: Vec<String> = keys.iter().map(|k| k.to_ascii_uppercase()).collect();
+            format!("{ENV_PREFIX}{}", upper.join("__"))
+        })
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        figment::providers::Serialized::defaults(&self.0).data()
+    }
 }
 
 fn insert_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
@@ -401,35 +568,145 @@ fn librdkafka_properties<'de, D: Deserializer<'de>>(
         .collect())
 }
 
-/// figment's errors already carry the key path; flatten them into one line per problem.
+/// One line per problem, each naming the exact key (and the environment variable or file that set it), what
+/// is expected there, and an example taken from the defaults.
 fn describe(err: figment::Error) -> String {
     err.into_iter()
-        .map(|e| {
-            let key = e.path.join(".");
-            let mut kind = e.kind.to_string();
-            if let figment::error::Kind::UnknownField(field, _) = &e.kind {
-                let full = if key.is_empty() {
-                    field.clone()
-                } else {
-                    format!("{key}.{field}")
-                };
-                kind = format!(
-                    "unknown key `{full}` (see config/default.toml for the keys that exist)"
-                );
-            }
-            let origin = e
-                .metadata
-                .as_ref()
-                .map(|m| format!(" (from {})", m.name))
-                .unwrap_or_default();
-            if key.is_empty() || kind.contains(&key) {
-                format!("{kind}{origin}")
-            } else {
-                format!("`{key}`: {kind}{origin}")
-            }
-        })
+        .map(|e| describe_one(&e))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+fn describe_one(e: &figment::Error) -> String {
+    use figment::error::Kind;
+    let mut path: Vec<String> = e.path.clone();
+    // figment puts an unknown field's name at the end of the path already, or not, depending on the source.
+    if let Kind::UnknownField(field, _) = &e.kind {
+        if path.last() != Some(field) {
+            path.push(field.clone());
+        }
+    }
+    let key = path.join(".");
+    let source = e.metadata.as_ref().map(|m| {
+        if m.name == ENV_SOURCE {
+            format!(
+                "environment variable {}",
+                m.interpolate(&figment::Profile::Default, &path)
+            )
+        } else {
+            match &m.source {
+                Some(figment::Source::File(f)) => format!("file {}", f.display()),
+                _ => m.name.to_string(),
+            }
+        }
+    });
+    let from = source.map(|s| format!(" (set by {s})")).unwrap_or_default();
+    match &e.kind {
+        Kind::UnknownField(field, expected) => {
+            let hint = closest(field, expected)
+                .map(|c| format!("; did you mean `{}`?", replace_last(&key, c)))
+                .unwrap_or_default();
+            format!("unknown key `{key}`{from}{hint} (config/default.toml lists every key)")
+        }
+        Kind::InvalidType(actual, expected) => format!(
+            "`{key}`{from} must be {}, not {actual}{}",
+            plain_type(expected),
+            example(&path)
+        ),
+        Kind::MissingField(field) => {
+            format!(
+                "`{key}.{field}` is missing{}",
+                example(&[&path[..], &[field.to_string()]].concat())
+            )
+        }
+        other => format!("`{key}`{from}: {other}{}", example(&path)),
+    }
+}
+
+/// What a Rust type name that serde reports as expected means to someone writing a configuration.
+fn plain_type(expected: &str) -> &str {
+    match expected {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number (0 or more)",
+        "i64" | "i32" => "a whole number",
+        "f64" | "f32" => "a number",
+        "bool" => "true or false",
+        "a string" | "string" | "str" => "a string",
+        other => other,
+    }
+}
+
+/// The most similar of `candidates`, if one is close enough to be a likely typo.
+fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
+}
+
+fn replace_last(key: &str, last: &str) -> String {
+    match key.rsplit_once('.') {
+        Some((parent, _)) => format!("{parent}.{last}"),
+        None => last.to_string(),
+    }
+}
+
+/// "; for example ..." with the key's default value, written as a file and as an environment variable would.
+fn example(path: &[String]) -> String {
+    let Ok(defaults) = DEFAULT_TOML.parse::<toml::Table>() else {
+        return String::new();
+    };
+    let mut value = None;
+    let mut table = Some(&defaults);
+    for k in path {
+        value = table.and_then(|t| t.get(k));
+        table = value.and_then(toml::Value::as_table);
+    }
+    let (Some(value), Some((last, parents))) = (value, path.split_last()) else {
+        return String::new();
+    };
+    if value.is_table() {
+        return String::new();
+    }
+    let env_value = match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let var: Vec<String> = path.iter().map(|k| k.to_ascii_uppercase()).collect();
+    format!(
+        "; for example `{last} = {value}` under [{}] in the file, or {ENV_PREFIX}{}={}",
+        parents.join("."),
+        var.join("__"),
+        shell_quote(&env_value)
+    )
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.:/,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 #[cfg(test)]
@@ -559,6 +836,118 @@ mod tests {
             let msg = err.to_string();
             assert!(msg.contains(expect), "{key}={value}: {msg}");
         }
+    }
+
+    #[test]
+    fn librdkafka_properties_take_a_spelling_bash_accepts() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("STANCEWATCH__KAFKA__CONSUMER__SESSION_TIMEOUT_MS", "30000"),
+                ("STANCEWATCH__KAFKA__PRODUCER__COMPRESSION_TYPE", "zstd"),
+                ("STANCEWATCH__KAFKA__CONSUMER__SASL.USERNAME", "svc"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.consumer["session.timeout.ms"], "30000");
+        assert_eq!(c.kafka.producer["compression.type"], "zstd");
+        assert_eq!(c.kafka.consumer["sasl.username"], "svc");
+    }
+
+    #[test]
+    fn errors_name_the_variable_the_key_and_what_to_write() {
+        let msg = |pairs: &[(&str, &str)]| {
+            Config::load_with_env(None, env(pairs))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            msg(&[("STANCEWATCH__PROCESSING__MAX_INFLIGHT", "3")]),
+            "invalid configuration: unknown key `processing.max_inflight` (set by environment variable \
+             STANCEWATCH__PROCESSING__MAX_INFLIGHT); did you mean `processing.max_in_flight`? \
+             (config/default.toml lists every key)"
+        );
+        assert_eq!(
+            msg(&[("STANCEWATCH__PROCESSING__MAX_IN_FLIGHT", "lots")]),
+            "invalid configuration: `processing.max_in_flight` (set by environment variable \
+             STANCEWATCH__PROCESSING__MAX_IN_FLIGHT) must be a whole number (0 or more), not string \"lots\"; \
+             for example `max_in_flight = 256` under [processing] in the file, or \
+             STANCEWATCH__PROCESSING__MAX_IN_FLIGHT=256"
+        );
+        let m = msg(&[("STANCEWATCH__PROCESINGG__WORKERS", "2")]);
+        assert!(
+            m.contains("unknown key `procesingg`") && !m.contains("procesingg.procesingg"),
+            "{m}"
+        );
+        for m in [m, msg(&[("STANCEWATCH__NLP__MODE", "psychic")])] {
+            assert!(
+                !m.contains("toml::") && !m.contains("alloc::"),
+                "no internal type names: {m}"
+            );
+        }
+    }
+
+    #[test]
+    fn file_errors_name_the_file() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "[output]\nmax_entites = 3").unwrap();
+        let msg = Config::load_with_env(Some(f.path()), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains(&format!("set by file {}", f.path().display())),
+            "{msg}"
+        );
+        assert!(msg.contains("did you mean `output.max_entities`?"), "{msg}");
+    }
+
+    #[test]
+    fn size_limits_line_up_or_the_error_says_which_to_change() {
+        let limits = Config::defaults().kafka_limits().unwrap();
+        assert_eq!(limits.largest_input, 100_000_000 - 512);
+        assert_eq!(
+            limits.producer_message_max_bytes,
+            limits.largest_input + DLQ_HEADER_ALLOWANCE
+        );
+        let c = Config::load_with_env(
+            None,
+            env(&[(
+                "STANCEWATCH__KAFKA__CONSUMER__RECEIVE_MESSAGE_MAX_BYTES",
+                "2000000",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.kafka_limits().unwrap().producer_message_max_bytes,
+            2_000_000 - 512 + DLQ_HEADER_ALLOWANCE
+        );
+        let err = Config::load_with_env(
+            None,
+            env(&[
+                (
+                    "STANCEWATCH__KAFKA__CONSUMER__RECEIVE_MESSAGE_MAX_BYTES",
+                    "1000000",
+                ),
+                ("STANCEWATCH__PROCESSING__MAX_ARTICLE_BYTES", "2000000"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("processing.max_article_bytes")
+                && err.contains("receive.message.max.bytes"),
+            "{err}"
+        );
+        let err = Config::load_with_env(
+            None,
+            env(&[("STANCEWATCH__KAFKA__PRODUCER__MESSAGE_MAX_BYTES", "5000000")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("message.max.bytes") && err.contains("derives it"),
+            "{err}"
+        );
     }
 
     #[test]

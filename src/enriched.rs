@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::article::{Article, RejectReason, Rejection};
+use crate::config::OutputConfig;
 use crate::nlp::{Analysis, Document, Entity, EntityType, Pipeline, Relation, StanceLabel};
 
 /// Bumped on any incompatible change to the records below.
@@ -47,7 +48,20 @@ pub struct EnrichedArticle {
     /// The input's other fields, untouched.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
+    /// What the output limits left out of this record, when they left out anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncated>,
     pub pipeline_version: String,
+}
+
+/// Counts of what was left out of an enriched record to keep it within the output limits
+/// (`[output]` in the configuration): entities (the least salient), mentions (per entity, the last in reading
+/// order; each entity's `truncated_mentions` says how many of its own) and relations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Truncated {
+    pub entities: usize,
+    pub mentions: usize,
+    pub relations: usize,
 }
 
 /// One (article, entity) stance, keyed by `entity_id` on `entity-stances` so that downstream aggregation
@@ -64,10 +78,11 @@ pub struct EntityStanceRecord {
     pub label: StanceLabel,
     pub score: f64,
     pub salience: f64,
+    /// Mentions of the entity in the article, including any the output limits left out of the enriched record.
     pub mentions: usize,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The article's `source`, null when it has none.
     pub source: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The article's `published_at`, null when it has none.
     pub published_at: Option<String>,
 }
 
@@ -100,7 +115,82 @@ impl EnrichedArticle {
             relations: analysis.relations,
             warnings,
             extra: article.extra,
+            truncated: None,
             pipeline_version: version.to_string(),
+        }
+    }
+
+    /// This record as JSON of at most `limits.max_record_bytes`, after applying the caps of `limits`: the most
+    /// salient `max_entities` entities, the first `max_mentions_per_entity` mentions of each, the first
+    /// `max_relations` relations. Should that still be too large, each entity keeps half as many mentions,
+    /// then the relations and the least salient entities go by halves, until it fits; `truncated` counts all
+    /// that was left out. Only an article whose metadata alone (title, url, extra fields) is too large is
+    /// refused.
+    pub fn to_bounded_json(&mut self, limits: &OutputConfig) -> Result<Vec<u8>, Rejection> {
+        let mut cut = Truncated::default();
+        self.keep_entities(limits.max_entities, &mut cut);
+        self.keep_mentions(limits.max_mentions_per_entity, &mut cut);
+        self.keep_relations(limits.max_relations, &mut cut);
+        loop {
+            self.truncated = (cut != Truncated::default()).then(|| cut.clone());
+            let json = serde_json::to_vec(self).map_err(|e| {
+                Rejection::new(RejectReason::OutputRejected, format!("serialising: {e}"))
+            })?;
+            if json.len() <= limits.max_record_bytes {
+                return Ok(json);
+            }
+            let most_mentions = self.entities.iter().map(|e| e.mentions.len()).max();
+            match most_mentions {
+                Some(m) if m > 1 => self.keep_mentions(m / 2, &mut cut),
+                _ if !self.relations.is_empty() => {
+                    self.keep_relations(self.relations.len() / 2, &mut cut)
+                }
+                Some(_) => self.keep_entities(self.entities.len() / 2, &mut cut),
+                None => {
+                    return Err(Rejection::new(
+                        RejectReason::OutputRejected,
+                        format!(
+                            "the article's metadata alone (title, url, other fields) takes {} bytes, over \
+                             output.max_record_bytes = {}",
+                            json.len(),
+                            limits.max_record_bytes
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+
+    fn keep_entities(&mut self, n: usize, cut: &mut Truncated) {
+        if self.entities.len() <= n {
+            return;
+        }
+        cut.entities += self.entities.len() - n;
+        self.entities.truncate(n);
+        // Relations name entities by id; those about an entity no longer listed go too.
+        let kept: std::collections::HashSet<&str> =
+            self.entities.iter().map(|e| e.entity_id.as_str()).collect();
+        let before = self.relations.len();
+        self.relations
+            .retain(|r| kept.contains(r.source.as_str()) && kept.contains(r.target.as_str()));
+        cut.relations += before - self.relations.len();
+    }
+
+    fn keep_mentions(&mut self, n: usize, cut: &mut Truncated) {
+        for e in &mut self.entities {
+            if e.mentions.len() > n {
+                let dropped = e.mentions.len() - n;
+                e.mentions.truncate(n);
+                e.truncated_mentions += dropped;
+                cut.mentions += dropped;
+            }
+        }
+    }
+
+    fn keep_relations(&mut self, n: usize, cut: &mut Truncated) {
+        if self.relations.len() > n {
+            cut.relations += self.relations.len() - n;
+            self.relations.truncate(n);
         }
     }
 
@@ -118,7 +208,7 @@ impl EnrichedArticle {
                 label: e.stance.label,
                 score: e.stance.score,
                 salience: e.salience,
-                mentions: e.mentions.len(),
+                mentions: e.mentions.len() + e.truncated_mentions,
                 source: self.source.clone(),
                 published_at: self.published_at.clone(),
             })

@@ -4,7 +4,8 @@
 //! the consumer loop is alive (a wedged loop gets the pod restarted). `/readyz` answers 200 only when the
 //! instance has input partitions assigned and a broker connection, which is what "this replica is doing work"
 //! means for a consumer-group member; a replica without partitions (more replicas than partitions) is alive
-//! but not ready.
+//! but not ready. A replica with a partition stopped at a record no topic accepts (`processing.on_undeliverable
+//! = "stop"`) is not ready either, and says which.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +25,8 @@ use crate::metrics::Metrics;
 pub struct Health {
     assigned: AtomicBool,
     connected: AtomicBool,
+    /// Partitions stopped at a record that can be delivered nowhere, as "topic/partition@offset".
+    blocked: std::sync::Mutex<Vec<String>>,
     /// Unix millis of the consumer loop's last iteration.
     heartbeat_ms: AtomicU64,
 }
@@ -41,8 +44,19 @@ impl Health {
     pub fn beat(&self) {
         self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
     }
+    pub fn set_blocked(&self, partitions: Vec<String>) {
+        *self.blocked.lock().unwrap_or_else(|p| p.into_inner()) = partitions;
+    }
+    pub fn blocked(&self) -> Vec<String> {
+        self.blocked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
     pub fn is_ready(&self) -> bool {
-        self.assigned.load(Ordering::Relaxed) && self.connected.load(Ordering::Relaxed)
+        self.assigned.load(Ordering::Relaxed)
+            && self.connected.load(Ordering::Relaxed)
+            && self.blocked().is_empty()
     }
     pub fn is_live(&self) -> bool {
         let last = self.heartbeat_ms.load(Ordering::Relaxed);
@@ -91,8 +105,15 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     let assigned = s.health.assigned.load(Ordering::Relaxed);
     let connected = s.health.connected.load(Ordering::Relaxed);
-    let body = format!("assigned={assigned} connected={connected}\n");
-    let status = if assigned && connected {
+    let blocked = s.health.blocked();
+    let mut body = format!("assigned={assigned} connected={connected}\n");
+    if !blocked.is_empty() {
+        body.push_str(&format!(
+            "blocked={} (records no topic accepts; see the error log and processing.on_undeliverable)\n",
+            blocked.join(",")
+        ));
+    }
+    let status = if s.health.is_ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -416,18 +416,33 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // A reader of our output that went away is not an error of ours ("stancewatch process | head").
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Not eprintln!: it panics when stderr is closed.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn init_logging(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    // A closed stderr ("stancewatch run 2>&1 | head") loses log lines, nothing else: without
+    // log_internal_errors(false) the subscriber reports the failed write with eprintln!, which panics, and a
+    // panic inside a librdkafka callback aborts the process.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
@@ -499,6 +514,8 @@ fn process(
     nlp: &stancewatch::config::NlpConfig,
 ) -> Result<ExitCode> {
     let pipeline = stancewatch::enriched::load_pipeline_for(nlp)?;
+    // The same bounds as the service's enriched records, so that `process` prints what `run` would produce.
+    let output = stancewatch::config::Config::defaults().output;
     let reader: Box<dyn Read> = match input {
         None => Box::new(std::io::stdin().lock()),
         Some(p) if p == Path::new("-") => Box::new(std::io::stdin().lock()),
@@ -545,23 +562,27 @@ fn process(
     for (line_no, value) in items {
         let result = value.and_then(|v| {
             let article = Article::from_value(v, limits).map_err(|e| e.to_string())?;
-            enrich(&pipeline, article).map_err(|e| e.to_string())
+            let mut enriched = enrich(&pipeline, article).map_err(|e| e.to_string())?;
+            enriched.to_bounded_json(&output).map_err(|e| e.to_string())
         });
         match result {
-            Ok(enriched) => {
-                serde_json::to_writer(&mut out, &enriched)?;
+            Ok(json) => {
+                out.write_all(&json)?;
                 out.write_all(b"\n")?;
                 ok += 1;
             }
             Err(reason) => {
-                eprintln!("line {line_no}: {reason}");
+                let _ = writeln!(std::io::stderr(), "line {line_no}: {reason}");
                 failed += 1;
             }
         }
     }
     out.flush()?;
     if failed > 0 {
-        eprintln!("{ok} article(s) enriched, {failed} line(s) failed");
+        let _ = writeln!(
+            std::io::stderr(),
+            "{ok} article(s) enriched, {failed} line(s) failed"
+        );
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
@@ -794,7 +815,7 @@ fn demo(serve: bool, listen: std::net::SocketAddr) -> Result<ExitCode> {
             .unwrap_or_else(|| format!("line-{i}"));
         articles.push(Publish {
             key: Some(id.into_bytes()),
-            payload: line.as_bytes().to_vec(),
+            payload: Some(line.as_bytes().to_vec()),
             headers: vec![(
                 "traceparent".into(),
                 format!("00-{:032x}-{:016x}-01", i + 1, i + 1).into_bytes(),
@@ -804,12 +825,12 @@ fn demo(serve: bool, listen: std::net::SocketAddr) -> Result<ExitCode> {
     // Two broken inputs, to show that bad input is dead-lettered rather than dropped or fatal.
     articles.push(Publish {
         key: Some(b"broken-1".to_vec()),
-        payload: b"{\"id\": \"broken-1\", \"body\": ".to_vec(),
+        payload: Some(b"{\"id\": \"broken-1\", \"body\": ".to_vec()),
         headers: vec![],
     });
     articles.push(Publish {
         key: Some(b"broken-2".to_vec()),
-        payload: br#"{"id": "broken-2", "title": "No body"}"#.to_vec(),
+        payload: Some(br#"{"id": "broken-2", "title": "No body"}"#.to_vec()),
         headers: vec![],
     });
     let expected = articles.len();
@@ -966,10 +987,15 @@ fn print_event(
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default();
             counts.dlq += 1;
-            let key = msg
-                .key()
-                .map(|k| String::from_utf8_lossy(k).into_owned())
-                .unwrap_or_default();
+            let key = match msg.key() {
+                Some(k) => String::from_utf8_lossy(k).into_owned(),
+                None => format!(
+                    "(no key, {}/{}@{})",
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset()
+                ),
+            };
             println!("dlq       {key}: {reason}");
             counts.dlq_reasons.push(format!("{key}: {reason}"));
         }
@@ -1725,7 +1751,13 @@ fn eval(what: EvalWhat) -> Result<ExitCode> {
             let mut pairs = Vec::new();
             let mut found = 0usize;
             let mut details = Vec::new();
-            for (a, (analysis, mentions)) in articles.iter().zip(analysed) {
+            let mut failed = 0usize;
+            for (a, analysed) in articles.iter().zip(analysed) {
+                let Some((analysis, mentions)) = analysed else {
+                    failed += 1;
+                    pairs.push((a.label, wrong_for(a.label)));
+                    continue;
+                };
                 let target = stance::data::find_target(&analysis.entities, &a.target);
                 found += usize::from(target.is_some());
                 if tune && target.is_none() {
@@ -1745,6 +1777,9 @@ fn eval(what: EvalWhat) -> Result<ExitCode> {
             let scores = stance::train::scores(&pairs);
             let coverage = found as f64 / articles.len().max(1) as f64;
             print_scores(&format!("{}", csv.display()), &scores);
+            if failed > 0 {
+                println!("{failed} article(s) failed in the pipeline and count as wrong");
+            }
             println!(
                 "target found in {found} of {} articles (coverage {coverage:.4}); {:.1} articles/s",
                 articles.len(),
@@ -1757,6 +1792,7 @@ fn eval(what: EvalWhat) -> Result<ExitCode> {
                 let mut v = serde_json::to_value(&scores)?;
                 v["coverage"] = ((coverage * 10_000.0).round() / 10_000.0).into();
                 v["articles"] = articles.len().into();
+                v["failed"] = failed.into();
                 v["articles_per_second"] =
                     ((articles.len() as f64 / elapsed.max(1e-9) * 10.0).round() / 10.0).into();
                 v["mode"] = match mode.mode {
@@ -1771,12 +1807,13 @@ fn eval(what: EvalWhat) -> Result<ExitCode> {
     }
 }
 
-/// The detailed analyses of PerSenT articles, in order, from `workers` threads pulling the next article.
+/// The detailed analyses of PerSenT articles, in order, from `workers` threads pulling the next article; None
+/// for an article the pipeline panicked on (reported on stderr).
 fn analyse_all(
     pipeline: &Pipeline,
     articles: &[stance::data::PersentArticle],
     workers: usize,
-) -> Vec<(stancewatch::nlp::Analysis, Vec<stance::MentionStance>)> {
+) -> Vec<Option<(stancewatch::nlp::Analysis, Vec<stance::MentionStance>)>> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut results: Vec<Option<_>> = (0..articles.len()).map(|_| None).collect();
     let done = std::sync::Mutex::new(&mut results);
@@ -1785,12 +1822,23 @@ fn analyse_all(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(a) = articles.get(i) else { break };
-                let r = pipeline.analyze_detailed(&Document {
-                    title: Some(a.title.as_str()).filter(|t| !t.trim().is_empty()),
-                    body: &a.document,
-                    declared_language: Some("en"),
-                });
-                done.lock().expect("no worker panicked")[i] = Some(r);
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    pipeline.analyze_detailed(&Document {
+                        title: Some(a.title.as_str()).filter(|t| !t.trim().is_empty()),
+                        body: &a.document,
+                        declared_language: Some("en"),
+                    })
+                }));
+                if r.is_err() {
+                    // The panic message went to stderr already; say which article, and go on.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "article {} (target {:?}) failed in the pipeline; counted as wrong",
+                        i + 1,
+                        a.target
+                    );
+                }
+                done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r.ok());
             });
         }
     });

@@ -25,13 +25,18 @@ pub const PREFIX: &str = "stancewatch";
 pub enum Outcome {
     Enriched,
     DeadLettered,
+    /// Delivered nowhere and skipped (`processing.on_undeliverable = "skip"`).
+    Skipped,
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Enriched, Outcome::DeadLettered, Outcome::Skipped];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Enriched => "enriched",
             Outcome::DeadLettered => "dead_lettered",
+            Outcome::Skipped => "skipped",
         }
     }
 }
@@ -71,6 +76,8 @@ pub struct Metrics {
     kafka_errors: IntCounterVec,
     pub paused: IntGauge,
     pub assigned_partitions: IntGauge,
+    pub blocked_partitions: IntGauge,
+    undeliverable: IntCounterVec,
     /// `entities_total` by type and `stances_total` by label, resolved once: in the order of
     /// [`EntityType::ALL`] and [`StanceLabel::ALL`].
     entities: [IntCounter; EntityType::ALL.len()],
@@ -185,6 +192,19 @@ impl Metrics {
                 name("assigned_partitions"),
                 "Input partitions currently assigned to this instance."
             )),
+            blocked_partitions: reg!(IntGauge::new(
+                name("blocked_partitions"),
+                "Input partitions stopped at a record that no topic accepts, not even the dead-letter topic \
+                 (processing.on_undeliverable = \"stop\"); they make no progress until restarted."
+            )),
+            undeliverable: reg!(IntCounterVec::new(
+                Opts::new(
+                    name("undeliverable_records_total"),
+                    "Input records whose outputs and dead-letter record were all refused, by what was done: \
+                     stop (the partition stopped there) or skip (the record was skipped)."
+                ),
+                &["action"]
+            )),
             entities: {
                 let by_type = reg!(IntCounterVec::new(
                     Opts::new(name("entities_total"), "Entities found in enriched articles, by type."),
@@ -225,8 +245,11 @@ impl Metrics {
                 .map_or(0.0, |d| d.as_secs_f64()),
         );
         // Pre-create the closed label sets so dashboards and alerts see zeros rather than absent series.
-        for o in [Outcome::Enriched, Outcome::DeadLettered] {
+        for o in Outcome::ALL {
             m.articles.with_label_values(&[o.as_str()]);
+        }
+        for a in ["stop", "skip"] {
+            m.undeliverable.with_label_values(&[a]);
         }
         for r in RejectReason::ALL {
             m.dlq.with_label_values(&[r.as_str()]);
@@ -283,6 +306,11 @@ impl Metrics {
         self.commits
             .with_label_values(&[if ok { "ok" } else { "error" }])
             .get()
+    }
+
+    /// A record that could be delivered nowhere; `action` is "stop" or "skip".
+    pub fn undeliverable(&self, action: &str) {
+        self.undeliverable.with_label_values(&[action]).inc();
     }
 
     pub fn kafka_error(&self, client: &str, code: &str) {
@@ -442,6 +470,7 @@ mod tests {
                 score: 0.7,
                 evidence: vec![],
             },
+            truncated_mentions: 0,
         };
         m.record_entities(&m.tally(
             Some("Test Wire"),

@@ -356,3 +356,90 @@ fn distill_stance_labels_conll_entities_with_the_teacher() {
         stancewatch::nlp::StanceLabel::Against
     );
 }
+
+/// A librdkafka property the clients refuse stops `run` before it serves anything, with the message once.
+#[test]
+fn run_refuses_a_bad_librdkafka_property_before_serving() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(BIN)
+        .args(["run"])
+        .env("STANCEWATCH__KAFKA__CONSUMER__SESSION_TIMEOUT_MS", "soon")
+        .env("STANCEWATCH__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("STANCEWATCH__KAFKA__BROKERS", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("session.timeout.ms"), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("Invalid value for configuration property")
+            .count(),
+        1,
+        "the message once: {stderr}"
+    );
+    assert!(
+        !stderr.contains("serving /metrics"),
+        "nothing served before the clients were validated: {stderr}"
+    );
+}
+
+/// Closed pipes: a reader of `process` output that stops early, and a log reader that goes away, end the
+/// process quietly or keep it running; never SIGABRT.
+#[test]
+fn closed_stdout_or_stderr_never_aborts() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+
+    let mut child = Command::new(BIN)
+        .args(["process", EXAMPLES])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take()); // "| head -c 16"
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), None, "{:?}", out.status);
+    assert!(
+        out.status.success(),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `stancewatch run 2>&1 | head -3`: the brokers are unreachable, so it logs errors over and over.
+    let mut child = Command::new(BIN)
+        .args(["run"])
+        .env("STANCEWATCH__KAFKA__BROKERS", "127.0.0.1:1")
+        .env("STANCEWATCH__HTTP__LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    for _ in 0..3 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    }
+    drop(stderr);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running with its log reader gone"
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_ne!(status.signal(), Some(libc::SIGABRT), "{status:?}");
+    assert!(status.success(), "SIGTERM stops it cleanly: {status:?}");
+}

@@ -399,7 +399,7 @@ async fn every_metric_in_the_dashboards_and_alert_rules_is_exported() {
     let mut input = articles(15);
     input.push(Publish {
         key: Some(b"broken-1".to_vec()),
-        payload: b"not json".to_vec(),
+        payload: Some(b"not json".to_vec()),
         headers: vec![],
     });
     publish_all(&bootstrap, &topics.input, &input)

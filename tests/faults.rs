@@ -22,9 +22,11 @@ use std::time::{Duration, Instant};
 use common::*;
 use rdkafka::types::RDKafkaApiKey;
 use rdkafka::types::RDKafkaRespErr;
-use stancewatch::config::Config;
+use stancewatch::config::{Config, OnUndeliverable};
 use stancewatch::enriched::Analyze;
 use stancewatch::nlp::{Analysis, Document, Pipeline};
+use stancewatch::stream::mock::Publish;
+use stancewatch::stream::records::HEADER_ERROR_CLASS;
 use stancewatch::stream::{RunningService, Service};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -56,6 +58,8 @@ struct Scenario {
     reader: OutputReader,
     /// Extra properties of the service's producer.
     producer: Vec<(&'static str, &'static str)>,
+    /// Other changes to the service's configuration.
+    configure: fn(&mut Config),
 }
 
 impl Scenario {
@@ -76,6 +80,7 @@ impl Scenario {
             crashes: 0,
             reader,
             producer: Vec::new(),
+            configure: |_| {},
         }
     }
 
@@ -89,6 +94,7 @@ impl Scenario {
         for (k, v) in &self.producer {
             c.kafka.producer.insert(k.to_string(), v.to_string());
         }
+        (self.configure)(&mut c);
         c
     }
 
@@ -410,4 +416,306 @@ fn spawn_service(config: &PathBuf) -> Child {
         })
         .spawn()
         .expect("starting the stancewatch binary")
+}
+
+/// Bodies at this size and around it in the poison-record scenario.
+const POISON_MAX_ARTICLE: usize = 60_000;
+/// Enriched records at most this large in that scenario.
+const POISON_MAX_RECORD: usize = 40_000;
+
+/// A JSON article whose body is exactly `bytes` bytes of ordinary prose.
+fn article_of(id: &str, bytes: usize) -> Vec<u8> {
+    let prose = "Chancellor Friedrich Merz praised NATO allies in Berlin on Monday, while critics in Paris \
+                 condemned the plan as a costly mistake. ";
+    let mut body = prose.repeat(bytes / prose.len() + 1);
+    body.truncate(bytes);
+    serde_json::to_vec(&serde_json::json!({"id": id, "title": "Poison test", "body": body}))
+        .unwrap()
+}
+
+/// A body naming so many different countries so often that its enrichment, uncapped, would be many times
+/// the record limit.
+fn crowded_article(id: &str) -> Vec<u8> {
+    let countries = "Russia Turkey France Germany Italy Spain Poland Ukraine Armenia Azerbaijan Georgia Iran Iraq \
+        Syria Israel Egypt Libya Tunisia Algeria Morocco Nigeria Kenya Ethiopia Somalia Sudan Chad Mali Niger \
+        Ghana Senegal Brazil Argentina Chile Peru Colombia Venezuela Mexico Canada Cuba Haiti Japan China India \
+        Pakistan Afghanistan Bangladesh Nepal Vietnam Thailand Cambodia Laos Myanmar Malaysia Indonesia \
+        Philippines Australia Sweden Norway Finland Denmark Estonia Latvia Lithuania Belarus Moldova Romania \
+        Bulgaria Greece Serbia Croatia Bosnia Albania Hungary Austria Switzerland Belgium Netherlands Ireland \
+        Portugal Iceland Qatar Kuwait Oman Yemen Jordan Lebanon Cyprus Malta";
+    let sentence = countries
+        .split_whitespace()
+        .map(|c| format!("{c} praised the deal."))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let body = format!("{sentence} ").repeat(POISON_MAX_ARTICLE / (sentence.len() + 1));
+    serde_json::to_vec(&serde_json::json!({"id": id, "body": body})).unwrap()
+}
+
+/// What a published record must end as.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    /// Enriched whole.
+    Whole,
+    /// Enriched, within the record limit, truncated or not.
+    Enriched,
+    /// Enriched and truncated to fit.
+    Truncated,
+    DeadLettered(&'static str),
+}
+
+/// Records near every size limit, a tombstone, a record without a key and one whose enrichment would be far
+/// over the record limit, mixed with ordinary articles on several partitions and a small in-flight limit: every
+/// input offset ends enriched or dead-lettered, every partition is committed to its end, nothing waits on
+/// anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poison_records_never_stop_a_partition() {
+    let mut s = Scenario::new(4, 8).await;
+    s.configure = |c| {
+        c.processing.max_article_bytes = POISON_MAX_ARTICLE;
+        c.output.max_record_bytes = POISON_MAX_RECORD;
+    };
+    let mut records: Vec<(Publish, Expect)> = articles(24)
+        .into_iter()
+        .map(|p| (p, Expect::Whole))
+        .collect();
+    let keyed = |id: &str, payload: Option<Vec<u8>>| Publish {
+        key: Some(id.as_bytes().to_vec()),
+        payload,
+        headers: vec![(
+            "traceparent".into(),
+            b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_vec(),
+        )],
+    };
+    let envelope = stancewatch::article::ENVELOPE_ALLOWANCE;
+    for k in 0..4 {
+        let id = |what: &str| format!("{what}-{k}");
+        let poison = [
+            (
+                id("max-minus-1"),
+                Some(article_of(&id("max-minus-1"), POISON_MAX_ARTICLE - 1)),
+                Expect::Enriched,
+            ),
+            (
+                id("max"),
+                Some(article_of(&id("max"), POISON_MAX_ARTICLE)),
+                Expect::Enriched,
+            ),
+            (
+                id("max-plus-1"),
+                Some(article_of(&id("max-plus-1"), POISON_MAX_ARTICLE + 1)),
+                Expect::DeadLettered("too_large"),
+            ),
+            (
+                id("over-envelope"),
+                Some(article_of(
+                    &id("over-envelope"),
+                    POISON_MAX_ARTICLE + envelope + 1,
+                )),
+                Expect::DeadLettered("too_large"),
+            ),
+            (
+                id("crowded"),
+                Some(crowded_article(&id("crowded"))),
+                Expect::Truncated,
+            ),
+            (id("tombstone"), None, Expect::DeadLettered("tombstone")),
+        ];
+        for (key, payload, expect) in poison {
+            records.push((keyed(&key, payload), expect));
+        }
+        // No key and no article: dead-lettered with a null key, found by its source offset.
+        records.push((
+            Publish {
+                key: None,
+                payload: Some(b"{\"id\": 7".to_vec()),
+                headers: vec![],
+            },
+            Expect::DeadLettered("invalid_json"),
+        ));
+    }
+    // Interleaved, so that poison sits between ordinary articles on each partition.
+    records.sort_by_key(|(p, _)| {
+        p.key
+            .as_ref()
+            .map(|k| k.iter().rev().copied().collect::<Vec<u8>>())
+    });
+    let publish: Vec<Publish> = records.iter().map(|(p, _)| p.clone()).collect();
+    let positions = s.cluster.publish(&s.topics, &publish).await;
+    let partitions: BTreeSet<i32> = positions.iter().map(|(p, _)| *p).collect();
+    assert!(
+        partitions.len() >= 3,
+        "records spread over several partitions: {partitions:?}"
+    );
+
+    let i = s.start(Duration::ZERO).await;
+    let metrics = s.instances[i].metrics.clone();
+    block(|| wait_all_committed(&s.bootstrap, &s.group, &s.topics, LONG));
+    block(|| s.reader.drain(Duration::from_millis(1500)));
+
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for ((sent, expect), &(partition, offset)) in records.iter().zip(&positions) {
+        let what = format!(
+            "{:?} at {partition}@{offset}",
+            sent.key.as_ref().map(|k| String::from_utf8_lossy(k))
+        );
+        let dlq = s
+            .reader
+            .dlq
+            .iter()
+            .find(|o| o.source_position() == Some((partition, offset)));
+        let id = sent
+            .key
+            .as_ref()
+            .map(|k| String::from_utf8_lossy(k).into_owned());
+        let enriched = s
+            .reader
+            .enriched
+            .iter()
+            .find(|(e, _)| Some(&e.id) == id.as_ref());
+        match *expect {
+            Expect::Whole | Expect::Enriched | Expect::Truncated => {
+                let (e, out) = enriched.unwrap_or_else(|| {
+                    panic!(
+                        "{what} was not enriched (dlq: {:?})",
+                        dlq.map(|d| d.header(HEADER_ERROR_CLASS))
+                    )
+                });
+                assert!(
+                    out.payload.len() <= POISON_MAX_RECORD,
+                    "{what}: enriched record of {} bytes",
+                    out.payload.len()
+                );
+                match expect {
+                    Expect::Whole => assert!(e.truncated.is_none(), "{what}: {:?}", e.truncated),
+                    Expect::Truncated => assert!(e.truncated.is_some(), "{what}"),
+                    _ => {}
+                }
+                if let Some(t) = &e.truncated {
+                    assert!(t.mentions > 0 && !e.entities.is_empty(), "{what}: {t:?}");
+                }
+                *counts.entry(format!("{expect:?}")).or_default() += 1;
+            }
+            Expect::DeadLettered(class) => {
+                let d = dlq.unwrap_or_else(|| panic!("{what} was not dead-lettered"));
+                assert_eq!(
+                    d.header(HEADER_ERROR_CLASS).as_deref(),
+                    Some(class),
+                    "{what}"
+                );
+                assert_eq!(
+                    d.value, sent.payload,
+                    "{what}: the original value, a tombstone's null included"
+                );
+                assert_eq!(
+                    d.key, sent.key,
+                    "{what}: the original key, a null key included"
+                );
+                *counts.entry(class.to_string()).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(metrics.in_flight.get(), 0, "nothing left in flight");
+    assert_eq!(metrics.blocked_partitions.get(), 0);
+    let n = records.len();
+    s.stop(i, true).await;
+    eprintln!("poison records: {n} records on {} partitions, every offset accounted for and committed: {counts:?}", partitions.len());
+}
+
+/// A record whose dead-letter record the brokers refuse too (injected: the next produce request is answered
+/// MESSAGE_TOO_LARGE). With `on_undeliverable = "stop"` its partition stops there and says so while the others
+/// go on; with "skip" it is skipped, counted and committed past.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_no_topic_accepts_stops_its_partition_or_is_skipped() {
+    for policy in [OnUndeliverable::Stop, OnUndeliverable::Skip] {
+        let mut s = Scenario::new(2, 8).await;
+        s.configure = match policy {
+            OnUndeliverable::Stop => |c| c.processing.on_undeliverable = OnUndeliverable::Stop,
+            OnUndeliverable::Skip => |c| c.processing.on_undeliverable = OnUndeliverable::Skip,
+        };
+        let poison = Publish {
+            key: Some(b"poison".to_vec()),
+            payload: Some(b"not json".to_vec()),
+            headers: vec![],
+        };
+        let (poison_partition, poison_offset) = s.cluster.publish(&s.topics, &[poison]).await[0];
+        // The service's first produce request is the poison's dead-letter record.
+        s.mock().request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+        );
+        let i = s.start(Duration::ZERO).await;
+        let (metrics, health, addr) = {
+            let r = &s.instances[i];
+            (r.metrics.clone(), r.health.clone(), r.http_addr)
+        };
+        eventually(LONG, "the poison is found undeliverable", || {
+            metrics
+                .render()
+                .contains("stancewatch_undeliverable_records_total{action=\"stop\"} 1")
+                || metrics
+                    .render()
+                    .contains("stancewatch_undeliverable_records_total{action=\"skip\"} 1")
+        })
+        .await;
+        s.publish(20).await;
+        let on = |p: i32| -> Vec<&Published> {
+            s.published.iter().filter(|a| a.partition == p).collect()
+        };
+        let other = 1 - poison_partition;
+        let expected_elsewhere: Vec<String> = on(other).iter().map(|a| a.id.clone()).collect();
+        assert!(!expected_elsewhere.is_empty() && !on(poison_partition).is_empty());
+        match policy {
+            OnUndeliverable::Stop => {
+                block(|| {
+                    s.reader.until(LONG, "the other partition's articles", |r| {
+                        let ids = r.accounted_ids();
+                        expected_elsewhere.iter().all(|id| ids.contains(id))
+                    })
+                });
+                assert_eq!(metrics.blocked_partitions.get(), 1);
+                assert!(!health.is_ready());
+                let (status, body) = http_get(addr, "/readyz").await;
+                assert_eq!(status, 503, "{body}");
+                assert!(
+                    body.contains(&format!("/{poison_partition}@{poison_offset}")),
+                    "{body}"
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let committed = block(|| committed(&s.bootstrap, &s.group, &s.topics));
+                assert_eq!(
+                    committed[poison_partition as usize].unwrap_or(0),
+                    poison_offset,
+                    "never committed past the poison"
+                );
+                let ids = s.reader.accounted_ids();
+                assert!(
+                    on(poison_partition).iter().all(|a| !ids.contains(&a.id)),
+                    "the stopped partition stays stopped"
+                );
+                // The stopped partition does not hold up the drain.
+                let started = Instant::now();
+                s.stop(i, true).await;
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "shutdown took {:?}",
+                    started.elapsed()
+                );
+            }
+            OnUndeliverable::Skip => {
+                let all: Vec<String> = s.published.iter().map(|a| a.id.clone()).collect();
+                block(|| {
+                    s.reader.until(LONG, "every article", |r| {
+                        let ids = r.accounted_ids();
+                        all.iter().all(|id| ids.contains(id))
+                    })
+                });
+                block(|| wait_all_committed(&s.bootstrap, &s.group, &s.topics, LONG));
+                assert_eq!(metrics.articles(stancewatch::metrics::Outcome::Skipped), 1);
+                assert_eq!(metrics.blocked_partitions.get(), 0);
+                assert!(health.is_ready());
+                s.stop(i, true).await;
+            }
+        }
+    }
 }

@@ -160,7 +160,7 @@ async fn every_bad_input_kind_is_dead_lettered_and_good_ones_flow() {
 
     let bad = |key: &str, payload: &[u8]| Publish {
         key: Some(key.as_bytes().to_vec()),
-        payload: payload.to_vec(),
+        payload: Some(payload.to_vec()),
         headers: vec![("traceparent".into(), b"00-feed-beef-01".to_vec())],
     };
     let cases: Vec<(Publish, RejectReason)> = vec![
@@ -240,7 +240,7 @@ async fn every_bad_input_kind_is_dead_lettered_and_good_ones_flow() {
             .iter()
             .find(|o| o.key.as_ref() == Some(&key))
             .unwrap_or_else(|| panic!("{} missing from the DLQ", String::from_utf8_lossy(&key)));
-        assert_eq!(out.payload, sent.payload, "DLQ keeps the original bytes");
+        assert_eq!(out.value, sent.payload, "DLQ keeps the original bytes");
         assert_eq!(
             out.header(HEADER_ERROR_CLASS).as_deref(),
             Some(reason.as_str()),
@@ -495,14 +495,19 @@ async fn backpressure_bounds_in_flight_bytes() {
     let input: Vec<Publish> = articles(16)
         .into_iter()
         .map(|mut p| {
-            let mut v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+            let mut v: serde_json::Value =
+                serde_json::from_slice(p.payload.as_ref().unwrap()).unwrap();
             let body = v["body"].as_str().unwrap().repeat(35);
             v["body"] = serde_json::Value::String(body);
-            p.payload = serde_json::to_vec(&v).unwrap();
+            p.payload = Some(serde_json::to_vec(&v).unwrap());
             p
         })
         .collect();
-    let largest = input.iter().map(|p| p.payload.len()).max().unwrap() as i64;
+    let largest = input
+        .iter()
+        .map(|p| p.payload.as_ref().map_or(0, Vec::len))
+        .max()
+        .unwrap() as i64;
     cluster.publish(&topics, &input).await;
     let peak = Peak::watch(service.metrics.in_flight_bytes.clone());
     let mut reader = OutputReader::new(&bootstrap, &topics);

@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use super::kb::{derive_id, KnowledgeBase, MatchKind, PhraseTrie};
 use super::ner::{NerType, Tagger, TaggerInput};
-use super::text::{TextView, Token};
+use super::text::{self, TextView, Token};
 use super::{Entity, EntityType, Field, Mention, Stance, StanceLabel};
 
 /// All-caps tokens that are not organisation acronyms.
@@ -214,6 +214,9 @@ fn detect(
     let mut touched = vec![false; tokens.len()];
     let mut out = Vec::new();
     for (range, ty) in adjust_spans(kb, rec, view, spans) {
+        let Some(range) = bounded_span(view, range) else {
+            continue;
+        };
         let (range, ty) = (&range, &ty);
         let mut c = Candidate {
             tokens: range.clone(),
@@ -261,7 +264,8 @@ fn detect(
         out.push(c);
     }
     for m in matches {
-        if m.tokens.clone().any(|t| touched[t]) {
+        let one_sentence = tokens[m.tokens.start].sentence == tokens[m.tokens.end - 1].sentence;
+        if m.tokens.clone().any(|t| touched[t]) || !one_sentence {
             continue;
         }
         out.push(Candidate {
@@ -274,6 +278,43 @@ fn detect(
     out.sort_by_key(|c| (c.tokens.start, c.tokens.end));
     out.dedup_by_key(|c| (c.tokens.start, c.tokens.end));
     out
+}
+
+/// Longest name, in tokens and in code points. Real names are a handful of words ("Organization for Security
+/// and Co-operation in Europe" is seven); a longer span is a run of capitalised words the tagger could not
+/// break, e.g. a body of one name repeated, and would make a name and an id as long as the text.
+pub const MAX_NAME_TOKENS: usize = 10;
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// A span cut at the end of the sentence it starts in (no span may cross one: everything downstream reads
+/// mentions sentence by sentence) and at a Treebank bracket word, without leading or trailing punctuation,
+/// and only if what is left has a word and fits the name bounds.
+fn bounded_span(view: &TextView<'_>, range: Range<usize>) -> Option<Range<usize>> {
+    let tokens = view.tokens();
+    if range.is_empty() || range.end > tokens.len() {
+        return None;
+    }
+    // Brackets, and bracket words whose dashes a feed lost ("LRB"), are no part of a name.
+    let bracket = |t: &Token| {
+        matches!(t.norm.as_str(), "(" | ")" | "[" | "]" | "{" | "}")
+            || text::treebank_bracket(&t.key).is_some()
+    };
+    let mut start = range.start;
+    while start < range.end && (!tokens[start].is_word() || bracket(&tokens[start])) {
+        start += 1;
+    }
+    let sentence = tokens.get(start)?.sentence;
+    let mut end = start;
+    while end < range.end && tokens[end].sentence == sentence && !bracket(&tokens[end]) {
+        end += 1;
+    }
+    while end > start && !tokens[end - 1].is_word() && tokens[end - 1].norm != "." {
+        end -= 1;
+    }
+    let (first, last) = (tokens.get(start)?, tokens.get(end.checked_sub(1)?)?);
+    let fits =
+        end > start && end - start <= MAX_NAME_TOKENS && last.end - first.start <= MAX_NAME_CHARS;
+    fits.then_some(start..end)
 }
 
 /// Where the article's conventions differ from the wire copy the tagger learnt from: a demonym right before an
@@ -298,7 +339,9 @@ fn adjust_spans(
                 && kb
                     .lookup(&keys(prev))
                     .is_some_and(|(_, kind)| kind == MatchKind::Demonym);
-            if demonym && prev.end == range.start && ty == EntityType::Org {
+            let same_line = tokens[prev.start].sentence == tokens[range.start].sentence
+                && !tokens[range.start].newline_before;
+            if demonym && same_line && prev.end == range.start && ty == EntityType::Org {
                 range.start = prev.start;
                 out.pop();
             }
@@ -765,6 +808,7 @@ fn build_entities(kb: &KnowledgeBase, groups: &mut Groups, body: &TextView<'_>) 
                 score: 0.0,
                 evidence: Vec::new(),
             },
+            truncated_mentions: 0,
         });
     }
     let max_count = counts.iter().map(|c| c.0).max().unwrap_or(1).max(1);
@@ -813,7 +857,16 @@ fn fullest(infos: &[MentionInfo]) -> String {
         })
         .map(|m| m.mention.text.as_str())
         .unwrap_or_default();
-    best.split_whitespace().collect::<Vec<_>>().join(" ")
+    clean_name(best)
+}
+
+/// A name as output: NFKC (so mathematical and full-width letters read as plain ones), typographic quotes and
+/// dashes folded, invisible characters dropped, whitespace runs collapsed to one space.
+fn clean_name(text: &str) -> String {
+    text::normalize(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use serde::Deserialize;
+use sha2::Digest as _;
 
 use super::text::{self, TextView, Token};
 use super::EntityType;
@@ -303,8 +304,27 @@ pub fn derive_id(name: &str) -> Option<String> {
     while slug.ends_with('-') {
         slug.pop();
     }
-    (!slug.is_empty()).then(|| format!("sw:{slug}"))
+    if slug.is_empty() {
+        return None;
+    }
+    if slug.len() + 3 > MAX_ID_BYTES {
+        // Cut on a character boundary and made unique again by a hash of the whole slug.
+        let digest = sha2::Sha256::digest(slug.as_bytes());
+        let suffix: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let mut cut = MAX_ID_BYTES - 3 - suffix.len() - 1;
+        while !slug.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        slug.truncate(cut);
+        slug.push('-');
+        slug.push_str(&suffix);
+    }
+    Some(format!("sw:{slug}"))
 }
+
+/// Longest entity id, in bytes. Ids are Kafka keys of the `entity-stances` topic and label values in
+/// dashboards: they must stay short whatever the text.
+pub const MAX_ID_BYTES: usize = 256;
 
 /// Token-sequence trie: each edge is one token key. Shared by the knowledge base and by the per-article
 /// matcher that finds body entities again in a title.
@@ -477,6 +497,12 @@ mod tests {
         );
         assert_eq!(derive_id("Washington, D.C.").unwrap(), "sw:washington-d-c");
         assert_eq!(derive_id("東京").unwrap(), "sw:東京");
+        let long = derive_id(&"Merkel ".repeat(1000)).unwrap();
+        assert!(long.len() <= MAX_ID_BYTES, "{}", long.len());
+        assert!(long.starts_with("sw:merkel-merkel-"));
+        assert_ne!(long, derive_id(&"Merkel ".repeat(999)).unwrap());
+        let long = derive_id(&"Мерkель ".repeat(1000)).unwrap();
+        assert!(long.len() <= MAX_ID_BYTES, "{}", long.len());
         assert_eq!(derive_id("--"), None);
     }
 }

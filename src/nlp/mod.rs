@@ -57,7 +57,8 @@ pub struct LanguageInfo {
     pub code: String,
     /// Detector confidence in [0, 1]; 0 when undetermined.
     pub confidence: f64,
-    /// False for languages the models were not trained on; the article is still processed.
+    /// False when the text is known to be in a language the models were not trained on (not for `und`); the
+    /// article is still processed.
     pub supported: bool,
 }
 
@@ -133,6 +134,13 @@ pub struct Entity {
     /// How central the entity is to the article, in [0, 1].
     pub salience: f64,
     pub stance: Stance,
+    /// Mentions left out of `mentions` to keep the output record within its size limits.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub truncated_mentions: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -169,11 +177,35 @@ pub struct Stance {
 pub struct Evidence {
     /// Sentence index in the body.
     pub sentence: usize,
-    /// Code-point span of the sentence in the body.
+    /// Code-point span of the sentence in the body (of its first [`Evidence::MAX_CHARS`] code points when
+    /// it is longer).
     pub start: usize,
     pub end: usize,
-    /// The sentence itself, so an analyst can check the verdict without the body at hand.
+    /// The sentence itself, so an analyst can check the verdict without the body at hand: the body's text
+    /// from `start` to `end`.
     pub text: String,
+}
+
+impl Evidence {
+    /// Longest evidence text, in code points. Sentences are at most [`text::MAX_SENTENCE_TOKENS`] tokens, but
+    /// one token can be a megabyte of letters.
+    pub const MAX_CHARS: usize = 1000;
+
+    /// Sentence `s` of the body as evidence.
+    pub fn of_sentence(body: &text::TextView<'_>, s: usize) -> Self {
+        let sentence = &body.sentences()[s];
+        let text = body.sentence_text(s);
+        let (end, text) = match text.char_indices().nth(Self::MAX_CHARS) {
+            Some((cut, _)) => (sentence.start + Self::MAX_CHARS, &text[..cut]),
+            None => (sentence.end, text),
+        };
+        Evidence {
+            sentence: s,
+            start: sentence.start,
+            end,
+            text: text.to_string(),
+        }
+    }
 }
 
 /// One entity's stance toward another, as reported by the article ("Turkey condemned Armenia"): the
@@ -295,7 +327,7 @@ impl Pipeline {
     /// [`Pipeline::analyze`], plus the model's reading of every (entity, sentence) pair the verdicts were
     /// aggregated from, for tuning and inspecting the aggregation.
     pub fn analyze_detailed(&self, doc: &Document<'_>) -> (Analysis, Vec<stance::MentionStance>) {
-        let language = lang::identify(doc.body, doc.declared_language);
+        let language = lang::identify(doc.title, doc.body, doc.declared_language);
         let mut warnings = Vec::new();
         if !language.supported {
             warnings.push("unsupported_language".to_string());

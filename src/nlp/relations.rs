@@ -61,7 +61,6 @@ pub fn find(
                 }
             }
         }
-        let sentence = &body.sentences()[s];
         for (a, b, label, score) in edges {
             out.push(Relation {
                 source: entities[a].entity_id.clone(),
@@ -70,12 +69,7 @@ pub fn find(
                     label,
                     score: (f64::from(score) * 10_000.0).round() / 10_000.0,
                 },
-                evidence: Evidence {
-                    sentence: s,
-                    start: sentence.start,
-                    end: sentence.end,
-                    text: body.sentence_text(s).to_string(),
-                },
+                evidence: Evidence::of_sentence(body, s),
             });
         }
     }

@@ -97,8 +97,11 @@ pub fn mention_stances(
                     continue;
                 }
                 let s = tokens[r.start].sentence;
-                let base = view.sentences()[s].tokens.start;
-                per_sentence[s].push((e, r.start - base..r.end - base));
+                let sentence = &view.sentences()[s].tokens;
+                // Mentions never cross a sentence (the recogniser cuts them), but a reading must not
+                // index past its sentence even if one did.
+                let end = r.end.min(sentence.end);
+                per_sentence[s].push((e, r.start - sentence.start..end - sentence.start));
             }
         }
         let mut pronouns = vec![false; per_sentence.len()];

@@ -183,8 +183,9 @@ fn offsets_hold_with_emoji_cjk_and_combining_accents() {
     assert_offsets(&analysis, body, title);
     let names: Vec<&str> = analysis.entities.iter().map(|e| e.name.as_str()).collect();
     assert!(names.contains(&"Recep Tayyip Erdoğan"), "{names:?}");
-    assert!(names.contains(&"Jose\u{301} Martí"), "{names:?}");
-    assert!(names.contains(&"Zoë O’Brien"), "{names:?}");
+    // Names are output in NFKC with typographic quotes folded, so that spellings of one name meet.
+    assert!(names.contains(&"José Martí"), "{names:?}");
+    assert!(names.contains(&"Zoë O'Brien"), "{names:?}");
     let erdogan = analysis
         .entities
         .iter()
@@ -217,7 +218,7 @@ fn empty_and_non_english_inputs() {
     let a = analyze("", None);
     assert!(a.entities.is_empty());
     assert_eq!(a.language.code, "und");
-    assert_eq!(a.warnings, vec!["unsupported_language".to_string()]);
+    assert!(a.warnings.is_empty(), "undetermined is not unsupported");
     let fr = analyze(
         "Le président Emmanuel Macron a reçu hier à Paris le chancelier allemand pour parler de l'Europe \
          et de la guerre en Ukraine, selon l'Élysée.",

@@ -147,7 +147,7 @@ impl<'a> TextView<'a> {
         let mut start = 0;
         let mut i = 0;
         while i < n {
-            if i > start && self.tokens[i].newline_before {
+            if i > start && (self.tokens[i].newline_before || i - start >= MAX_SENTENCE_TOKENS) {
                 self.push_sentence(start..i);
                 start = i;
             }
@@ -222,6 +222,11 @@ impl<'a> TextView<'a> {
     }
 }
 
+/// A run of text this long without a sentence break is cut here anyway. Real sentences are far shorter (news
+/// rarely passes 80 tokens); without punctuation a body would be one "sentence", read as a whole for every
+/// entity in it and quoted whole as evidence.
+pub const MAX_SENTENCE_TOKENS: usize = 200;
+
 /// Words after which a full stop does not end the sentence. Compared case-sensitively with the token before the
 /// dot, so "No." (number) is kept but "no." at the end of a sentence still splits.
 const ABBREVIATIONS: &[&str] = &[
@@ -250,8 +255,46 @@ fn starts_sentence(norm: &str) -> bool {
 
 /// Segments that only separate tokens: whitespace and invisible format characters.
 fn is_gap(seg: &str) -> bool {
-    seg.chars()
-        .all(|c| c.is_whitespace() || matches!(c, '\u{200b}' | '\u{2060}' | '\u{feff}'))
+    seg.chars().all(|c| c.is_whitespace() || is_invisible(c))
+}
+
+/// Invisible characters that shape how text is displayed but are not part of any word: zero-width spaces and
+/// joiners, directional marks and embeddings, the soft hyphen, the byte-order mark, tag characters (Unicode's
+/// format class, Cf, as it occurs in text pasted from web pages and word processors). UAX #29 glues most of
+/// them to the word before ("Macron" + U+202C), so tokens are trimmed of them and their forms drop them:
+/// they never reach a name or a lookup key.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61c}'
+            | '\u{6dd}'
+            | '\u{70f}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{e0001}'
+            | '\u{e0020}'..='\u{e007f}'
+    )
+}
+
+/// The bracket tokens of Penn Treebank-style text (`-LRB-` for "(" and so on), which some feeds pass on
+/// verbatim; read as the bracket they stand for, never as a name.
+pub fn treebank_bracket(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "LRB" => "(",
+        "RRB" => ")",
+        "LSB" => "[",
+        "RSB" => "]",
+        "LCB" => "{",
+        "RCB" => "}",
+        _ => return None,
+    })
 }
 
 fn has_line_break(seg: &str) -> bool {
@@ -316,6 +359,9 @@ fn tokenize(text: &str) -> Vec<Token> {
             count = 2;
         }
         for &(bs, be, s, e) in &pieces[..count] {
+            let Some((bs, be, s, e)) = trim_invisible(text, bs, be, s, e) else {
+                continue;
+            };
             tokens.push(make_token(
                 &text[bs..be],
                 bs,
@@ -330,7 +376,62 @@ fn tokenize(text: &str) -> Vec<Token> {
         }
         chars_before = end;
     }
-    tokens
+    merge_treebank_brackets(tokens)
+}
+
+/// "-LRB-" is three tokens to the segmenter ("-", "LRB", "-"); as one token it reads as the bracket it
+/// stands for. Compared on the normalised forms, so the bracket is found whatever styling or invisible
+/// characters a feed added.
+fn merge_treebank_brackets(tokens: Vec<Token>) -> Vec<Token> {
+    if !tokens.iter().any(|t| treebank_bracket(&t.key).is_some()) {
+        return tokens;
+    }
+    let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        let n = out.len();
+        let is_close = t.norm == "-" && !t.space_before;
+        if is_close && n >= 2 && out[n - 2].norm == "-" && !out[n - 1].space_before {
+            if let Some(b) = treebank_bracket(&out[n - 1].key) {
+                let open = out.swap_remove(n - 2);
+                out.truncate(n - 2);
+                out.push(Token {
+                    byte_end: t.byte_end,
+                    end: t.end,
+                    norm: b.to_string(),
+                    lower: b.to_string(),
+                    key: b.to_string(),
+                    ..open
+                });
+                continue;
+            }
+        }
+        out.push(t);
+    }
+    out
+}
+
+/// The piece `text[bs..be]` (code points `s..e`) without the invisible characters at either end; None when
+/// nothing else is left.
+fn trim_invisible(
+    text: &str,
+    mut bs: usize,
+    mut be: usize,
+    mut s: usize,
+    mut e: usize,
+) -> Option<(usize, usize, usize, usize)> {
+    let piece = &text[bs..be];
+    for c in piece.chars().take_while(|&c| is_invisible(c)) {
+        bs += c.len_utf8();
+        s += 1;
+    }
+    if bs == be {
+        return None;
+    }
+    for c in text[bs..be].chars().rev().take_while(|&c| is_invisible(c)) {
+        be -= c.len_utf8();
+        e -= 1;
+    }
+    Some((bs, be, s, e))
 }
 
 fn make_token(
@@ -367,6 +468,7 @@ pub fn normalize(s: &str) -> String {
         return s.to_string();
     }
     s.nfkc()
+        .filter(|&c| !is_invisible(c))
         .map(|c| match c {
             '\u{2018}' | '\u{2019}' | '\u{201a}' | '\u{201b}' | '\u{2032}' | '\u{2bc}'
             | '\u{b4}' | '`' => '\'',
@@ -517,7 +619,7 @@ mod tests {
         let t = Instant::now();
         let v = TextView::new(&body);
         assert_eq!(v.tokens().len(), 1 << 18);
-        assert_eq!(v.sentences().len(), 1);
+        assert_eq!(v.sentences().len(), (1 << 18) / MAX_SENTENCE_TOKENS + 1);
         if !cfg!(debug_assertions) {
             assert!(t.elapsed().as_secs_f64() < 1.0, "{:?}", t.elapsed());
         }
@@ -529,9 +631,59 @@ mod tests {
         let t = Instant::now();
         let v = TextView::new(&body);
         assert_eq!(v.tokens().len(), 100_000);
-        assert_eq!(v.sentences().len(), 1);
+        assert_eq!(v.sentences().len(), 100_000 / MAX_SENTENCE_TOKENS);
         if !cfg!(debug_assertions) {
             assert!(t.elapsed().as_secs_f64() < 1.0, "{:?}", t.elapsed());
         }
+    }
+
+    #[test]
+    fn invisible_characters_are_neither_tokens_nor_part_of_them() {
+        let text =
+            "Emmanuel Macron\u{202c} met \u{200b}Angela\u{200b} Merkel\u{feff}. Sch\u{ad}olz";
+        let v = TextView::new(text);
+        assert_eq!(
+            token_texts(&v),
+            vec![
+                "Emmanuel",
+                "Macron",
+                "met",
+                "Angela",
+                "Merkel",
+                ".",
+                "Sch\u{ad}olz"
+            ]
+        );
+        assert_eq!(v.tokens()[6].norm, "Scholz");
+        for (i, t) in v.tokens().iter().enumerate() {
+            let by_chars: String = text.chars().skip(t.start).take(t.end - t.start).collect();
+            assert_eq!(by_chars, v.token_text(i));
+        }
+    }
+
+    #[test]
+    fn treebank_brackets_are_brackets() {
+        let v = TextView::new("Talks -LRB- in Paris -RRB- ended -LSB-sic-RSB- .");
+        assert_eq!(
+            token_texts(&v),
+            vec!["Talks", "-LRB-", "in", "Paris", "-RRB-", "ended", "-LSB-", "sic", "-RSB-", "."]
+        );
+        let norms: Vec<&str> = v.tokens().iter().map(|t| t.norm.as_str()).collect();
+        assert_eq!(norms[1], "(");
+        assert_eq!(norms[4], ")");
+        assert_eq!(norms[6], "[");
+        assert_eq!(norms[8], "]");
+        // Not a bracket: other words between dashes stay as they are.
+        let v = TextView::new("a -LOL- b");
+        assert!(v.tokens().iter().all(|t| t.norm != "("));
+    }
+
+    #[test]
+    fn mathematical_alphanumerics_fold_for_matching() {
+        let v = TextView::new(
+            "\u{1d400}\u{1d401} \u{1d40c}\u{1d41e}\u{1d42b}\u{1d424}\u{1d41e}\u{1d425}",
+        );
+        let norms: Vec<&str> = v.tokens().iter().map(|t| t.norm.as_str()).collect();
+        assert_eq!(norms, vec!["AB", "Merkel"]);
     }
 }

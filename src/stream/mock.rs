@@ -76,7 +76,8 @@ impl MockKafka {
 #[derive(Debug, Clone, Default)]
 pub struct Publish {
     pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
+    /// None: a tombstone.
+    pub payload: Option<Vec<u8>>,
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
@@ -113,7 +114,10 @@ pub async fn publish_all_with(
                 value: Some(v.as_slice()),
             })
         });
-        let mut fr = FutureRecord::to(topic).payload(&r.payload).headers(headers);
+        let mut fr = FutureRecord::<[u8], [u8]>::to(topic).headers(headers);
+        if let Some(p) = &r.payload {
+            fr = fr.payload(p);
+        }
         if let Some(k) = &r.key {
             fr = fr.key(k);
         }

@@ -31,6 +31,10 @@ pub struct PartitionOffsets {
     next: Option<i64>,
     /// Highest position the broker acknowledged as committed.
     committed: Option<i64>,
+    /// The offset this partition is stopped at: a record that could be delivered nowhere. Nothing is
+    /// committed past it; its partition's work counts neither toward the in-flight limit (the partition is
+    /// paused, so it holds a bounded number of slots) nor toward draining (it would never drain).
+    blocked: Option<i64>,
 }
 
 /// What can go wrong when recording a consumed offset.
@@ -107,6 +111,19 @@ impl PartitionOffsets {
 
     pub fn done_uncommitted(&self) -> usize {
         self.done.len()
+    }
+
+    pub fn blocked(&self) -> Option<i64> {
+        self.blocked
+    }
+
+    /// Pending offsets that a drain must wait for: none once the partition is blocked.
+    fn drainable(&self) -> usize {
+        if self.blocked.is_some() {
+            0
+        } else {
+            self.pending()
+        }
     }
 }
 
@@ -228,6 +245,45 @@ impl OffsetTracker {
         self.changed.notify_all();
     }
 
+    /// Stops a partition at `offset`, a record that can be delivered nowhere (see [`PartitionOffsets`]'s
+    /// `blocked`). Returns false when the partition was revoked or re-assigned since the record was consumed.
+    pub fn block(&self, partition: i32, generation: u64, offset: i64) -> bool {
+        let mut s = self.lock();
+        let ok = match s.partitions.get_mut(&partition) {
+            Some(po) if po.generation() == generation => {
+                po.blocked = Some(po.blocked.map_or(offset, |b| b.min(offset)));
+                true
+            }
+            _ => false,
+        };
+        if ok {
+            // The consumer loop re-applies pause states when the epoch moves.
+            s.assignment_epoch += 1;
+        }
+        drop(s);
+        self.changed.notify_all();
+        ok
+    }
+
+    /// Blocked partitions and the offset each is stopped at.
+    pub fn blocked(&self) -> Vec<(i32, i64)> {
+        self.lock()
+            .partitions
+            .iter()
+            .filter_map(|(&p, po)| po.blocked.map(|o| (p, o)))
+            .collect()
+    }
+
+    /// Consumed, uncommitted offsets of the partitions that are not blocked: what the in-flight limit bounds.
+    pub fn in_flight_flowing(&self) -> usize {
+        self.lock()
+            .partitions
+            .values()
+            .filter(|po| po.blocked.is_none())
+            .map(PartitionOffsets::in_flight)
+            .sum()
+    }
+
     /// Consumed offsets not yet covered by an acknowledged commit, over all partitions.
     pub fn in_flight(&self) -> usize {
         self.lock()
@@ -246,13 +302,14 @@ impl OffsetTracker {
             .sum()
     }
 
-    /// Offsets whose outputs are not yet acknowledged, over `only` or all partitions.
+    /// Offsets whose outputs are not yet acknowledged, over `only` or all partitions, blocked partitions
+    /// excepted (they never drain).
     pub fn pending(&self, only: Option<&[i32]>) -> usize {
         let s = self.lock();
         s.partitions
             .iter()
             .filter(|(p, _)| only.is_none_or(|o| o.contains(p)))
-            .map(|(_, po)| po.pending())
+            .map(|(_, po)| po.drainable())
             .sum()
     }
 
@@ -265,7 +322,7 @@ impl OffsetTracker {
                 .partitions
                 .iter()
                 .filter(|(p, _)| only.is_none_or(|o| o.contains(p)))
-                .map(|(_, po)| po.pending())
+                .map(|(_, po)| po.drainable())
                 .sum();
             if pending == 0 {
                 return true;
@@ -451,5 +508,47 @@ mod tests {
         assert_eq!(t.commit_candidates(Some(&[1])), vec![(1, 6)]);
         t.commit_acknowledged(1, 6);
         assert_eq!(t.commit_candidates(None), vec![(0, 6), (2, 6)]);
+    }
+
+    #[test]
+    fn a_blocked_partition_holds_its_position_and_leaves_the_limit_and_the_drain() {
+        let t = OffsetTracker::new();
+        t.assign(&[0, 1]);
+        let g0 = t.track(0, 5).unwrap();
+        t.track(0, 6).unwrap();
+        let g1 = t.track(1, 0).unwrap();
+        assert_eq!(t.in_flight_flowing(), 3);
+        let epoch = t.assignment_epoch();
+        assert!(t.block(0, g0, 5));
+        assert!(
+            t.assignment_epoch() > epoch,
+            "the loop must re-apply pause states"
+        );
+        assert!(
+            !t.block(0, g0 + 100, 5),
+            "a stale generation blocks nothing"
+        );
+        assert_eq!(t.blocked(), vec![(0, 5)]);
+        assert_eq!(t.in_flight(), 3);
+        assert_eq!(
+            t.in_flight_flowing(),
+            1,
+            "partition 0's slots no longer hold the others back"
+        );
+        assert!(t.complete(0, g0, 6));
+        assert_eq!(
+            t.commit_candidates(Some(&[0])),
+            vec![(0, 5)],
+            "nothing past the blocked record"
+        );
+        assert_eq!(
+            t.pending(None),
+            1,
+            "only partition 1's offset is worth draining"
+        );
+        assert!(t.complete(1, g1, 0));
+        assert!(t.wait_drained(None, Instant::now()));
+        t.revoke(&[0]);
+        assert!(t.blocked().is_empty());
     }
 }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use crate::article::{RejectReason, Rejection};
+use crate::config::OutputConfig;
 use crate::enriched::{EnrichedArticle, SCHEMA_VERSION};
 
 use super::sink::OutRecord;
@@ -20,7 +21,8 @@ pub const HEADER_SOURCE_TOPIC: &str = "stancewatch.source.topic";
 pub const HEADER_SOURCE_PARTITION: &str = "stancewatch.source.partition";
 pub const HEADER_SOURCE_OFFSET: &str = "stancewatch.source.offset";
 /// On enriched and entity-stance records: the input's Kafka key, when it was not the article id that now keys
-/// the output.
+/// the output. An input without a key (a null key) gets this header with a null value, so that a consumer can
+/// tell "no key" from "the key was the id" (no header).
 pub const HEADER_SOURCE_KEY: &str = "stancewatch.source.key";
 pub const HEADER_SCHEMA_VERSION: &str = "stancewatch.schema_version";
 
@@ -45,28 +47,31 @@ pub struct OutputTopics {
     pub dlq: Arc<str>,
 }
 
-/// The enriched record and the entity-stance records of one article.
+/// The enriched record and the entity-stance records of one article, within the output limits (see
+/// [`EnrichedArticle::to_bounded_json`]): every record is built before any is sent, so an article whose
+/// output cannot be made to fit is dead-lettered whole rather than half produced.
 pub(crate) fn enriched_records(
     input: &InputRecord,
-    enriched: &EnrichedArticle,
+    enriched: &mut EnrichedArticle,
     topics: &OutputTopics,
-) -> Result<Vec<OutRecord>, serde_json::Error> {
+    limits: &OutputConfig,
+) -> Result<Vec<OutRecord>, Rejection> {
     let mut headers = input.headers.clone();
     headers.push((
         HEADER_SCHEMA_VERSION.to_string(),
         Some(SCHEMA_VERSION.to_string().into_bytes()),
     ));
-    if let Some(k) = &input.key {
-        if k.as_slice() != enriched.id.as_bytes() {
-            headers.push((HEADER_SOURCE_KEY.to_string(), Some(k.clone())));
-        }
+    match &input.key {
+        Some(k) if k.as_slice() == enriched.id.as_bytes() => {}
+        key => headers.push((HEADER_SOURCE_KEY.to_string(), key.clone())),
     }
     let headers: Arc<[_]> = headers.into();
+    let payload = enriched.to_bounded_json(limits)?;
     let mut out = Vec::with_capacity(1 + enriched.entities.len());
     out.push(OutRecord {
         topic: topics.enriched.clone(),
         key: Some(enriched.id.clone().into_bytes()),
-        payload: serde_json::to_vec(enriched)?,
+        payload: Some(payload),
         headers: headers.clone(),
         timestamp: input.timestamp,
     });
@@ -74,7 +79,7 @@ pub(crate) fn enriched_records(
         out.push(OutRecord {
             topic: topics.entity_stances.clone(),
             key: Some(stance.entity_id.clone().into_bytes()),
-            payload: serde_json::to_vec(&stance)?,
+            payload: Some(serde_json::to_vec(&stance).map_err(output_rejected)?),
             headers: headers.clone(),
             timestamp: input.timestamp,
         });
@@ -98,7 +103,8 @@ pub(crate) fn dlq_record(
     OutRecord {
         topic: topics.dlq.clone(),
         key: input.key.clone(),
-        payload: input.payload.clone().unwrap_or_default(),
+        // A tombstone (null value) stays null: the dead-letter record is the input as it was.
+        payload: input.payload.clone(),
         headers: headers.into(),
         timestamp: input.timestamp,
     }
@@ -154,7 +160,7 @@ mod tests {
             &topics(),
         );
         assert_eq!(&*r.topic, "d");
-        assert_eq!(r.payload, b"{not json");
+        assert_eq!(r.payload.as_deref(), Some(&b"{not json"[..]));
         assert_eq!(r.key.as_deref(), Some(&b"k-1"[..]));
         assert_eq!(r.timestamp, Some(1_700_000_000_000));
         let h = |k: &str| {
@@ -169,6 +175,53 @@ mod tests {
         assert_eq!(h(HEADER_SOURCE_OFFSET).as_deref(), Some(&b"42"[..]));
         assert_eq!(h(HEADER_SOURCE_PARTITION).as_deref(), Some(&b"3"[..]));
         assert_eq!(h(HEADER_SOURCE_TOPIC).as_deref(), Some(&b"articles"[..]));
+    }
+
+    #[test]
+    fn tombstones_stay_null_in_the_dead_letter_topic() {
+        let tombstone = InputRecord {
+            payload: None,
+            key: None,
+            ..input()
+        };
+        let r = dlq_record(
+            &tombstone,
+            &Rejection::new(RejectReason::MissingField, "no value"),
+            &topics(),
+        );
+        assert_eq!(r.payload, None);
+        assert_eq!(r.key, None);
+    }
+
+    #[test]
+    fn the_source_key_header_tells_null_keys_from_ids() {
+        let json =
+            br#"{"id":"a-1","body":"Angela Merkel met Emmanuel Macron in Paris on Monday."}"#;
+        let enrich = || {
+            let article = crate::article::Article::parse(json, Default::default()).unwrap();
+            crate::enriched::enrich(&crate::nlp::Pipeline::new(), article).unwrap()
+        };
+        let limits = crate::config::Config::defaults().output;
+        let header = |key: Option<&[u8]>| {
+            let record = InputRecord {
+                key: key.map(<[u8]>::to_vec),
+                payload: Some(json.to_vec()),
+                ..input()
+            };
+            let out = enriched_records(&record, &mut enrich(), &topics(), &limits).unwrap();
+            out[0]
+                .headers
+                .iter()
+                .find(|(k, _)| k == HEADER_SOURCE_KEY)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(header(Some(b"a-1")), None, "the key was the id: no header");
+        assert_eq!(
+            header(None),
+            Some(None),
+            "a null key: a header with a null value"
+        );
+        assert_eq!(header(Some(b"other")), Some(Some(b"other".to_vec())));
     }
 
     #[test]

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::TopicPartitionList;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
@@ -43,7 +44,7 @@ use super::sink::{
 };
 use super::workers::NlpWorkers;
 use crate::article::{Article, Limits, Rejection};
-use crate::config::Config;
+use crate::config::{Config, KafkaLimits, OnUndeliverable, OutputConfig};
 use crate::enriched::{enrich, load_pipeline_for, Analyze, EnrichedArticle};
 use crate::http::{self, Health};
 use crate::metrics::{EntityTally, Metrics, Outcome, Stage};
@@ -62,20 +63,22 @@ const HOLD_NAP: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
-    #[error("could not create the Kafka {client}: {source}; check the [kafka.{client}] properties in the configuration")]
+    // The fields are not named `source`: thiserror would make them the error's source, and a chain printed
+    // with its causes would repeat librdkafka's message.
+    #[error("could not create the Kafka {client}: {error}; check the [kafka.{client}] properties in the configuration (or their STANCEWATCH__KAFKA__{}__ environment variables)", client.to_uppercase())]
     Client {
         client: &'static str,
-        source: rdkafka::error::KafkaError,
+        error: rdkafka::error::KafkaError,
     },
-    #[error("could not subscribe to topic {topic}: {source}")]
+    #[error("could not subscribe to topic {topic}: {error}")]
     Subscribe {
         topic: String,
-        source: rdkafka::error::KafkaError,
+        error: rdkafka::error::KafkaError,
     },
-    #[error("could not serve HTTP on {addr}: {source}; is another process using the port? Set http.listen")]
+    #[error("could not serve HTTP on {addr}: {error}; is another process using the port? Set http.listen")]
     Http {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("the Kafka producer failed fatally ({0}); the service stopped without committing unacknowledged work and will resume from the last commit when restarted")]
     ProducerFatal(String),
@@ -85,6 +88,8 @@ pub enum StreamError {
     ConsumerPanicked,
     #[error(transparent)]
     Pipeline(#[from] crate::enriched::LoadError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// Counts reported when the service stops.
@@ -146,23 +151,6 @@ impl Service {
             pipeline_version = analyzer.version(),
             "NLP pipeline loaded"
         );
-        let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
-        let http_stop = async move {
-            let _ = http_stop_rx.wait_for(|stop| *stop).await;
-        };
-        let (http_addr, http_task) = http::serve(
-            config.http.listen,
-            metrics.clone(),
-            health.clone(),
-            http_stop,
-        )
-        .await
-        .map_err(|source| StreamError::Http {
-            addr: config.http.listen,
-            source,
-        })?;
-        info!(%http_addr, "serving /metrics, /healthz and /readyz");
-
         let k = &config.kafka;
         let shared = Arc::new(Shared {
             tracker: OffsetTracker::new(),
@@ -174,25 +162,26 @@ impl Service {
             closing: AtomicBool::new(false),
         });
 
+        let kafka_limits = config.kafka_limits()?;
         // Created on a SCHED_BATCH thread, so that librdkafka's threads do not preempt the NLP workers (see
         // [`sched`]).
         let io_sched_batch = config.processing.io_sched_batch;
         let create_clients = || {
-            let producer: OutputProducer = producer_config(&config)
+            let producer: OutputProducer = producer_config(&config, kafka_limits)
                 .create_with_context(ProducerCtx {
                     shared: shared.clone(),
                 })
-                .map_err(|source| StreamError::Client {
+                .map_err(|error| StreamError::Client {
                     client: "producer",
-                    source,
+                    error,
                 })?;
             let consumer: BaseConsumer<ConsumerCtx> = consumer_config(&config)
                 .create_with_context(ConsumerCtx {
                     shared: shared.clone(),
                 })
-                .map_err(|source| StreamError::Client {
+                .map_err(|error| StreamError::Client {
                     client: "consumer",
-                    source,
+                    error,
                 })?;
             Ok::<_, StreamError>((producer, consumer))
         };
@@ -203,10 +192,28 @@ impl Service {
         };
         consumer
             .subscribe(&[&k.input_topic])
-            .map_err(|source| StreamError::Subscribe {
+            .map_err(|error| StreamError::Subscribe {
                 topic: k.input_topic.clone(),
-                source,
+                error,
             })?;
+        // Only now serve: a librdkafka property the clients refused has already stopped the start-up.
+        let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
+        let http_stop = async move {
+            let _ = http_stop_rx.wait_for(|stop| *stop).await;
+        };
+        let (http_addr, http_task) = http::serve(
+            config.http.listen,
+            metrics.clone(),
+            health.clone(),
+            http_stop,
+        )
+        .await
+        .map_err(|error| StreamError::Http {
+            addr: config.http.listen,
+            error,
+        })?;
+        info!(%http_addr, "serving /metrics, /healthz and /readyz");
+
         info!(brokers = %k.brokers, group = %k.group_id, topic = %k.input_topic, "subscribed");
 
         let ctx = Arc::new(TaskCtx {
@@ -221,6 +228,8 @@ impl Service {
             limits: Limits {
                 max_body_bytes: config.processing.max_article_bytes,
             },
+            output: config.output.clone(),
+            on_undeliverable: config.processing.on_undeliverable,
             nlp: NlpWorkers::start(config.workers()).map_err(StreamError::Workers)?,
             backoff: Backoff {
                 initial: Duration::from_millis(config.processing.retry_backoff_initial_ms),
@@ -331,6 +340,8 @@ struct TaskCtx {
     producer: OutputProducer,
     topics: OutputTopics,
     limits: Limits,
+    output: OutputConfig,
+    on_undeliverable: OnUndeliverable,
     nlp: NlpWorkers,
     backoff: Backoff,
     fatal: Mutex<Option<String>>,
@@ -381,7 +392,7 @@ fn consumer_config(config: &Config) -> ClientConfig {
     c
 }
 
-fn producer_config(config: &Config) -> ClientConfig {
+fn producer_config(config: &Config, limits: KafkaLimits) -> ClientConfig {
     let k = &config.kafka;
     let mut c = ClientConfig::new();
     for (key, value) in &k.producer {
@@ -390,6 +401,10 @@ fn producer_config(config: &Config) -> ClientConfig {
     c.set("bootstrap.servers", &k.brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
+        .set(
+            "message.max.bytes",
+            limits.producer_message_max_bytes.to_string(),
+        )
         .set(
             "statistics.interval.ms",
             k.statistics_interval_ms.to_string(),
@@ -452,8 +467,9 @@ fn consumer_loop(
         {
             break;
         }
-        let in_flight = tracker.in_flight();
-        metrics.in_flight.set(in_flight as i64);
+        metrics.in_flight.set(tracker.in_flight() as i64);
+        // A blocked partition is paused and holds a bounded number of slots: it must not hold the others back.
+        let in_flight = tracker.in_flight_flowing();
         let epoch = tracker.assignment_epoch();
         let bytes = ctx.in_flight_bytes.load(Ordering::SeqCst);
         metrics.in_flight_bytes.set(bytes as i64);
@@ -476,7 +492,16 @@ fn consumer_loop(
         }
         let pause = at_limit;
         if applied != Some((epoch, pause)) {
-            set_paused(&consumer, pause);
+            let blocked = tracker.blocked();
+            metrics.blocked_partitions.set(blocked.len() as i64);
+            shared.health.set_blocked(
+                blocked
+                    .iter()
+                    .map(|(p, o)| format!("{}/{p}@{o}", shared.input_topic))
+                    .collect(),
+            );
+            let blocked: Vec<i32> = blocked.into_iter().map(|(p, _)| p).collect();
+            set_paused(&consumer, pause, &blocked);
             if applied.is_none_or(|(_, was)| was != pause) {
                 debug!(
                     in_flight,
@@ -505,7 +530,7 @@ fn consumer_loop(
 
     // Graceful drain. Paused partitions hand out nothing more; a record that still arrives is not tracked, so
     // the commits below never pass it and it is redelivered after the restart.
-    set_paused(&consumer, true);
+    set_paused(&consumer, true, &[]);
     let deadline = Instant::now() + processing.shutdown_drain_timeout();
     let pending = tracker.pending(None);
     info!(pending, "stopping: draining in-flight articles");
@@ -544,20 +569,35 @@ fn summary(metrics: &Metrics, uncommitted_at_exit: usize) -> RunSummary {
     }
 }
 
-fn set_paused(consumer: &BaseConsumer<ConsumerCtx>, paused: bool) {
+/// Pauses the whole assignment (`all`), or resumes it but for the `blocked` partitions, which stay paused.
+fn set_paused(consumer: &BaseConsumer<ConsumerCtx>, all: bool, blocked: &[i32]) {
     let Ok(assignment) = consumer.assignment() else {
         return;
     };
     if assignment.count() == 0 {
         return;
     }
-    let result = if paused {
-        consumer.pause(&assignment)
-    } else {
-        consumer.resume(&assignment)
-    };
-    if let Err(e) = result {
-        warn!(error = %e, paused, "could not change the pause state of the assignment");
+    let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+    for e in assignment.elements() {
+        let list = if all || blocked.contains(&e.partition()) {
+            &mut pause
+        } else {
+            &mut resume
+        };
+        list.add_partition(e.topic(), e.partition());
+    }
+    for (list, paused) in [(&pause, true), (&resume, false)] {
+        if list.count() == 0 {
+            continue;
+        }
+        let result = if paused {
+            consumer.pause(list)
+        } else {
+            consumer.resume(list)
+        };
+        if let Err(e) = result {
+            warn!(error = %e, paused, "could not change the pause state of partitions");
+        }
     }
 }
 
@@ -654,8 +694,8 @@ fn process(task: Task) {
 /// allocations) is freed here, on the thread whose malloc arena holds it: only the serialised records, kept
 /// for a retry, and the metrics' tally go on to the producer's polling thread.
 fn prepare(ctx: &TaskCtx, input: &InputRecord) -> Result<(EntityTally, Vec<OutRecord>), Rejection> {
-    let enriched = analyze(ctx, input)?;
-    let records = enriched_records(input, &enriched, &ctx.topics).map_err(output_rejected)?;
+    let mut enriched = analyze(ctx, input)?;
+    let records = enriched_records(input, &mut enriched, &ctx.topics, &ctx.output)?;
     let tally = ctx
         .shared
         .metrics
@@ -712,14 +752,13 @@ impl Task {
         failures: Failures,
         produce_started: Instant,
     ) {
-        let ctx = self.ctx.clone();
         let result = self.redeliver(records.iter().collect(), failures).await;
         match result {
             Ok(()) => self.delivered(&tally, produce_started),
             Err(DeliveryError::Permanent(e)) => {
                 self.dead_letter(output_rejected(e), produce_started).await
             }
-            Err(other) => give_up(&ctx, &self.input, other),
+            Err(other) => self.give_up(other, produce_started),
         }
     }
 
@@ -743,7 +782,39 @@ impl Task {
                 ctx.shared.metrics.dead_lettered(rejection.reason);
                 self.finish(Outcome::DeadLettered, produce_started);
             }
-            Err(e) => give_up(&ctx, input, e),
+            Err(e) => self.give_up(e, produce_started),
+        }
+    }
+
+    /// The outputs could not be delivered and never will be by this instance. Abandoned or fatal: the offset
+    /// stays uncommitted, so that the article is redelivered (to us after a restart, or to the partition's
+    /// next owner). Refused everywhere, the dead-letter topic included: `processing.on_undeliverable` says
+    /// whether the partition stops there or the record is skipped; either way an error names it.
+    fn give_up(self, error: DeliveryError, produce_started: Instant) {
+        let ctx = self.ctx.clone();
+        let input = &self.input;
+        let (topic, partition, offset) = (&input.topic, input.partition, input.offset);
+        match &error {
+            DeliveryError::Fatal(reason) => {
+                error!(%topic, partition, offset, %reason, "fatal producer error; stopping");
+                *ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
+            }
+            DeliveryError::Abandoned => {
+                debug!(%topic, partition, offset, "delivery abandoned; the record will be redelivered");
+            }
+            DeliveryError::Permanent(e) => match ctx.on_undeliverable {
+                OnUndeliverable::Stop => {
+                    if ctx.shared.tracker.block(partition, self.generation, offset) {
+                        ctx.shared.metrics.undeliverable("stop");
+                        error!(%topic, partition, offset, error = %e, "the record's outputs and its dead-letter record were all refused; the partition stops here (processing.on_undeliverable = \"stop\"): raise the dead-letter topic's max.message.bytes, or set on_undeliverable = \"skip\", and restart");
+                    }
+                }
+                OnUndeliverable::Skip => {
+                    ctx.shared.metrics.undeliverable("skip");
+                    error!(%topic, partition, offset, error = %e, "the record's outputs and its dead-letter record were all refused; skipping it (processing.on_undeliverable = \"skip\")");
+                    self.finish(Outcome::Skipped, produce_started);
+                }
+            },
         }
     }
 
@@ -765,30 +836,17 @@ impl Task {
     }
 }
 
-/// The outputs could not be delivered and never will be by this instance: the offset stays uncommitted so that
-/// the article is redelivered (to us after a restart, or to the partition's next owner).
-fn give_up(ctx: &TaskCtx, input: &InputRecord, error: DeliveryError) {
-    match &error {
-        DeliveryError::Fatal(reason) => {
-            error!(topic = %input.topic, partition = input.partition, offset = input.offset, %reason, "fatal producer error; stopping");
-            *ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
-        }
-        DeliveryError::Abandoned => {
-            debug!(topic = %input.topic, partition = input.partition, offset = input.offset, "delivery abandoned; the record will be redelivered");
-        }
-        DeliveryError::Permanent(e) => {
-            // Even the dead-letter record was refused: the offset stays uncommitted, the partition stalls
-            // visibly (lag grows, alerts fire) instead of losing the article silently.
-            error!(topic = %input.topic, partition = input.partition, offset = input.offset, error = %e, "the dead-letter topic refused the record; the partition cannot progress past it");
-        }
-    }
-}
-
 /// Parse and analyse, on an NLP worker thread.
 fn analyze(ctx: &TaskCtx, input: &InputRecord) -> Result<EnrichedArticle, Rejection> {
     let metrics = &ctx.shared.metrics;
     let t = Instant::now();
-    let article = Article::parse(input.payload.as_deref().unwrap_or_default(), ctx.limits);
+    let article = match input.payload.as_deref() {
+        Some(payload) => Article::parse(payload, ctx.limits),
+        None => Err(Rejection::new(
+            crate::article::RejectReason::Tombstone,
+            "the record has no value (a tombstone): there is no article to enrich",
+        )),
+    };
     metrics.observe_stage(Stage::Parse, t.elapsed().as_secs_f64());
     let article = article?;
     let t = Instant::now();

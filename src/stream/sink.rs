@@ -32,7 +32,8 @@ use crate::metrics::Metrics;
 pub(crate) struct OutRecord {
     pub topic: Arc<str>,
     pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
+    /// None: a tombstone (only a dead-lettered tombstone is one).
+    pub payload: Option<Vec<u8>>,
     pub headers: Arc<[(String, Option<Vec<u8>>)]>,
     pub timestamp: Option<i64>,
 }
@@ -120,9 +121,11 @@ pub(crate) fn send_all(
             batch: batch.clone(),
             index,
         });
-        let mut record = BaseRecord::with_opaque_to(&r.topic, delivery)
-            .payload(&r.payload)
+        let mut record = BaseRecord::<[u8], [u8], _>::with_opaque_to(&r.topic, delivery)
             .headers(r.owned_headers());
+        if let Some(p) = &r.payload {
+            record = record.payload(p);
+        }
         if let Some(k) = &r.key {
             record = record.key(k);
         }

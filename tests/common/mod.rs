@@ -197,7 +197,7 @@ pub fn articles(n: usize) -> Vec<Publish> {
             v["id"] = serde_json::Value::String(id.clone());
             Publish {
                 key: Some(id.clone().into_bytes()),
-                payload: serde_json::to_vec(&v).unwrap(),
+                payload: Some(serde_json::to_vec(&v).unwrap()),
                 headers: vec![(
                     "traceparent".into(),
                     format!("00-{:032x}-{:016x}-01", i + 1, i + 7).into_bytes(),
@@ -215,16 +215,36 @@ pub fn id_of(p: &Publish) -> String {
 #[derive(Debug, Clone)]
 pub struct Out {
     pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
     pub key: Option<Vec<u8>>,
+    /// None: a record without a value (a dead-lettered tombstone).
+    pub value: Option<Vec<u8>>,
+    /// The value, or nothing for a tombstone.
     pub payload: Vec<u8>,
-    pub headers: HashMap<String, Vec<u8>>,
+    /// Header values; None for a header whose value is null.
+    pub headers: HashMap<String, Option<Vec<u8>>>,
 }
 
 impl Out {
+    /// A header's value as text; None when the header is absent or its value null.
     pub fn header(&self, k: &str) -> Option<String> {
         self.headers
             .get(k)
+            .and_then(|v| v.as_ref())
             .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// The input partition and offset a dead-letter record names in its headers.
+    pub fn source_position(&self) -> Option<(i32, i64)> {
+        Some((
+            self.header(stancewatch::stream::records::HEADER_SOURCE_PARTITION)?
+                .parse()
+                .ok()?,
+            self.header(stancewatch::stream::records::HEADER_SOURCE_OFFSET)?
+                .parse()
+                .ok()?,
+        ))
     }
 }
 
@@ -276,13 +296,16 @@ impl OutputReader {
         };
         let out = Out {
             topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
             key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
             payload: m.payload().unwrap_or_default().to_vec(),
             headers: m
                 .headers()
                 .map(|h| {
                     h.iter()
-                        .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
                         .collect()
                 })
                 .unwrap_or_default(),

@@ -39,6 +39,13 @@ shutdown_drain_timeout_ms = {{ required "config.processing.shutdown_drain_timeou
 retry_backoff_initial_ms = {{ required "config.processing.retry_backoff_initial_ms is required" $c.processing.retry_backoff_initial_ms | int64 }}
 retry_backoff_max_ms = {{ required "config.processing.retry_backoff_max_ms is required" $c.processing.retry_backoff_max_ms | int64 }}
 io_sched_batch = {{ ternary "false" "true" (eq (toString $c.processing.io_sched_batch) "false") }}
+on_undeliverable = {{ required "config.processing.on_undeliverable is required" $c.processing.on_undeliverable | toJson }}
+
+[output]
+max_record_bytes = {{ required "config.output.max_record_bytes is required" $c.output.max_record_bytes | int64 }}
+max_entities = {{ required "config.output.max_entities is required" $c.output.max_entities | int64 }}
+max_mentions_per_entity = {{ required "config.output.max_mentions_per_entity is required" $c.output.max_mentions_per_entity | int64 }}
+max_relations = {{ $c.output.max_relations | int64 }}
 
 [nlp]
 mode = {{ required "config.nlp.mode is required" $c.nlp.mode | toJson }}

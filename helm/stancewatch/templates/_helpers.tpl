@@ -99,7 +99,7 @@ value set below that sum fails the render.
 {{- end }}
 {{- end }}
 {{- range $k, $v := .Values.config.kafka.producer }}
-{{- if has $k (list "bootstrap.servers" "enable.idempotence" "acks") }}
+{{- if has $k (list "bootstrap.servers" "enable.idempotence" "acks" "message.max.bytes") }}
 {{- fail (printf "config.kafka.producer must not set %s: stancewatch manages it" $k) }}
 {{- end }}
 {{- end }}

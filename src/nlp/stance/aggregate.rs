@@ -286,15 +286,7 @@ fn evidence(
     ranked
         .iter()
         .take(MAX_EVIDENCE)
-        .map(|(m, _)| {
-            let s = &body.sentences()[m.sentence];
-            Evidence {
-                sentence: m.sentence,
-                start: s.start,
-                end: s.end,
-                text: body.sentence_text(m.sentence).to_string(),
-            }
-        })
+        .map(|(m, _)| Evidence::of_sentence(body, m.sentence))
         .collect()
 }
 

@@ -314,7 +314,9 @@ impl<'t> Context<'t> {
         }
         let mut in_target = vec![false; n];
         for s in spans {
-            in_target[s.clone()].iter_mut().for_each(|x| *x = true);
+            in_target[s.start.min(n)..s.end.min(n)]
+                .iter_mut()
+                .for_each(|x| *x = true);
         }
         let form = |i: usize| -> &str {
             if in_target[i] {

