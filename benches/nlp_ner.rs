@@ -5,8 +5,9 @@
 use std::borrow::Cow;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use lab::conll;
 use stancewatch::nlp::kb::KnowledgeBase;
-use stancewatch::nlp::ner::{conll, Tagger, TaggerInput};
+use stancewatch::nlp::ner::{Tagger, TaggerInput};
 use stancewatch::nlp::text::TextView;
 
 const TESTA: &str = concat!(

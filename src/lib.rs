@@ -2,15 +2,18 @@
 //! stance toward each.
 //!
 //! Data flows one way through the modules: [`config`] describes the service; [`article`] parses and validates
-//! an input; [`nlp`] (pure, no I/O) analyses its text; [`enriched`] shapes the output contracts; [`stream`]
-//! moves records between Kafka topics with at-least-once delivery; [`metrics`] and [`http`] make all of it
-//! observable. The binary (`src/main.rs`) is the command line over these.
+//! an input; [`analyze`] is the one door to [`nlp`] (the inference crate: pure, no I/O), which analyses its
+//! text; [`enriched`] shapes the output records; [`stream`] moves records between Kafka topics with
+//! at-least-once delivery; [`metrics`] and [`http`] make all of it observable. The binary (`src/main.rs` and
+//! `src/cli/`) is the command line over these; its training and evaluation commands use the `lab` crate.
 
+pub mod analyze;
 pub mod article;
-pub mod bench;
 pub mod config;
 pub mod enriched;
 pub mod http;
 pub mod metrics;
-pub mod nlp;
 pub mod stream;
+
+/// The inference crate (`crates/nlp`), so that the service's users and tests name it as part of the service.
+pub use nlp;

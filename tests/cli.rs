@@ -350,7 +350,7 @@ fn distill_stance_labels_conll_entities_with_the_teacher() {
         "the teacher reads the insult as against: {p:?}"
     );
     // The file is what `train stance` reads.
-    let parsed = stancewatch::nlp::stance::data::parse_newsmtsc(&written).unwrap();
+    let parsed = lab::datasets::parse_newsmtsc(&written).unwrap();
     assert_eq!(
         parsed[0].targets[0].label,
         stancewatch::nlp::StanceLabel::Against

@@ -875,6 +875,9 @@ fn embedded_files() -> Vec<String> {
     }
     let mut files = vec![];
     rs_files(&path("src"), &mut files);
+    for krate in std::fs::read_dir(path("crates")).unwrap() {
+        rs_files(&krate.unwrap().path().join("src"), &mut files);
+    }
     let mut out = vec![];
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
@@ -911,7 +914,10 @@ fn embedded_files() -> Vec<String> {
                     .filter(|l| *l != "CARGO_MANIFEST_DIR")
                     .collect();
                 let joined = literals.concat();
-                let abs = if inner.contains("CARGO_MANIFEST_DIR") {
+                // `repo_file!("models/ner.bin")`: a path from the repository root (see crates/nlp/src/lib.rs).
+                let abs = if inner.contains("repo_file!") {
+                    PathBuf::from(format!("{ROOT}/{joined}"))
+                } else if inner.contains("CARGO_MANIFEST_DIR") {
                     PathBuf::from(format!("{ROOT}{joined}"))
                 } else {
                     f.parent().unwrap().join(&joined)

@@ -11,8 +11,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
+use stancewatch::analyze::enrich;
 use stancewatch::article::{Article, Limits, RejectReason};
-use stancewatch::enriched::{enrich, EnrichedArticle};
+use stancewatch::enriched::EnrichedArticle;
 use stancewatch::nlp::{Analysis, Document, Field, Pipeline};
 
 const EXAMPLES: &str = include_str!("../examples/articles.jsonl");

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use stancewatch::analyze::Analyze;
 use stancewatch::article::RejectReason;
-use stancewatch::enriched::Analyze;
 use stancewatch::metrics::Outcome;
 use stancewatch::nlp::{Analysis, Document, Pipeline};
 use stancewatch::stream::mock::Publish;

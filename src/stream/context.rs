@@ -15,8 +15,8 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
+use super::delivery::{on_delivery, Delivery};
 use super::offsets::OffsetTracker;
-use super::sink::{on_delivery, Delivery};
 use crate::http::Health;
 use crate::metrics::Metrics;
 

@@ -2,15 +2,18 @@
 //!
 //! [`Service`] is the whole service loop, used by `stancewatch run` and, against librdkafka's in-process mock
 //! cluster, by `stancewatch demo` and the end-to-end tests. [`offsets`] holds the per-partition offset
-//! tracker, [`records`] the mapping from an input record to its output or dead-letter records, and [`mock`]
-//! the mock-cluster helpers shared by the demo and the tests.
+//! tracker, [`records`] the mapping from an input record to its output or dead-letter records, [`outputs`] the
+//! reader of the output topics that the demo, the bench and the tests share, and [`mock`] the mock-cluster
+//! helpers.
 
 mod context;
+mod delivery;
 pub mod mock;
 pub mod offsets;
+pub mod outputs;
 pub mod records;
 mod runner;
-pub(crate) mod sched;
+pub mod sched;
 mod sink;
 mod workers;
 

@@ -47,6 +47,17 @@ pub struct OutputTopics {
     pub dlq: Arc<str>,
 }
 
+impl OutputTopics {
+    /// The output topics a configuration names.
+    pub fn of(kafka: &crate::config::KafkaConfig) -> Self {
+        Self {
+            enriched: kafka.enriched_topic.as_str().into(),
+            entity_stances: kafka.entity_stances_topic.as_str().into(),
+            dlq: kafka.dlq_topic.as_str().into(),
+        }
+    }
+}
+
 /// The enriched record and the entity-stance records of one article, within the output limits (see
 /// [`EnrichedArticle::to_bounded_json`]): every record is built before any is sent, so an article whose
 /// output cannot be made to fit is dead-lettered whole rather than half produced.
@@ -199,7 +210,7 @@ mod tests {
             br#"{"id":"a-1","body":"Angela Merkel met Emmanuel Macron in Paris on Monday."}"#;
         let enrich = || {
             let article = crate::article::Article::parse(json, Default::default()).unwrap();
-            crate::enriched::enrich(&crate::nlp::Pipeline::new(), article).unwrap()
+            crate::analyze::enrich(&crate::nlp::Pipeline::new(), article).unwrap()
         };
         let limits = crate::config::Config::defaults().output;
         let header = |key: Option<&[u8]>| {

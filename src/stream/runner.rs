@@ -43,9 +43,10 @@ use super::sink::{
     OutputProducer,
 };
 use super::workers::NlpWorkers;
+use crate::analyze::{enrich, load_pipeline_for, Analyze};
 use crate::article::{Article, Limits, Rejection};
 use crate::config::{Config, KafkaLimits, OnUndeliverable, OutputConfig};
-use crate::enriched::{enrich, load_pipeline_for, Analyze, EnrichedArticle};
+use crate::enriched::EnrichedArticle;
 use crate::http::{self, Health};
 use crate::metrics::{EntityTally, Metrics, Outcome, Stage};
 
@@ -87,7 +88,7 @@ pub enum StreamError {
     #[error("the consumer thread panicked; uncommitted work will be redelivered on restart")]
     ConsumerPanicked,
     #[error(transparent)]
-    Pipeline(#[from] crate::enriched::LoadError),
+    Pipeline(#[from] crate::analyze::LoadError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
 }
@@ -220,11 +221,7 @@ impl Service {
             shared: shared.clone(),
             analyzer,
             producer,
-            topics: OutputTopics {
-                enriched: k.enriched_topic.as_str().into(),
-                entity_stances: k.entity_stances_topic.as_str().into(),
-                dlq: k.dlq_topic.as_str().into(),
-            },
+            topics: OutputTopics::of(k),
             limits: Limits {
                 max_body_bytes: config.processing.max_article_bytes,
             },

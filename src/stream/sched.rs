@@ -19,7 +19,7 @@ use tracing::debug;
 
 /// Runs `f` on a new thread in the `SCHED_BATCH` class and returns its result; threads that `f` starts, and
 /// the threads those start, inherit the class.
-pub(crate) fn on_batch_thread<T, F>(f: F) -> T
+pub fn on_batch_thread<T, F>(f: F) -> T
 where
     T: Send,
     F: FnOnce() -> T + Send,
@@ -36,7 +36,7 @@ where
 }
 
 /// Moves the calling thread into the `SCHED_BATCH` class.
-pub(crate) fn enter_batch_class() {
+pub fn enter_batch_class() {
     #[cfg(target_os = "linux")]
     {
         let param = libc::sched_param { sched_priority: 0 };

@@ -14,16 +14,17 @@
 //! are reported to the caller, which dead-letters the article instead. A fatal producer error (the idempotent
 //! producer's sequence state is broken) ends the service so that Kubernetes restarts it cleanly.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use tracing::warn;
 
 use super::context::ProducerCtx;
+pub(crate) use super::delivery::Failures;
+use super::delivery::{Batch, Delivery};
 use crate::metrics::Metrics;
 
 /// A record to produce, owned so that it can be sent again. The topic name and the headers are shared by
@@ -55,50 +56,6 @@ impl OutRecord {
 /// The service's producer: librdkafka's, polled by its own thread, which runs the delivery callbacks.
 pub(crate) type OutputProducer = ThreadedProducer<ProducerCtx>;
 
-/// The records of one send that failed, by index into what was sent, with librdkafka's error.
-pub(crate) type Failures = Vec<(usize, KafkaError)>;
-
-type Continuation = Box<dyn FnOnce(Failures) + Send>;
-
-/// The records of one [`send_all`] still waiting for librdkafka's verdict.
-struct Batch {
-    pending: AtomicUsize,
-    failures: Mutex<Failures>,
-    then: Mutex<Option<Continuation>>,
-}
-
-impl Batch {
-    /// Records one record's verdict; the last one runs the continuation.
-    fn settle(&self, index: usize, error: Option<KafkaError>) {
-        if let Some(e) = error {
-            self.failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((index, e));
-        }
-        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let failures =
-                std::mem::take(&mut *self.failures.lock().unwrap_or_else(|p| p.into_inner()));
-            let then = self.then.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(then) = then {
-                then(failures);
-            }
-        }
-    }
-}
-
-/// The opaque librdkafka carries with each record to its delivery callback.
-pub(crate) struct Delivery {
-    batch: Arc<Batch>,
-    index: usize,
-}
-
-/// librdkafka's verdict on one record (called by [`ProducerCtx`] on the polling thread).
-pub(crate) fn on_delivery(result: &DeliveryResult<'_>, delivery: &Delivery) {
-    let error = result.as_ref().err().map(|(e, _)| e.clone());
-    delivery.batch.settle(delivery.index, error);
-}
-
 /// Hands every record to librdkafka without waiting. `then` runs exactly once, after the last verdict, with
 /// the records that failed: on the polling thread, or on this one if nothing could be queued (a full queue
 /// counts as a failure, for the caller's retry to wait out).
@@ -111,16 +68,9 @@ pub(crate) fn send_all(
         then(Vec::new());
         return;
     }
-    let batch = Arc::new(Batch {
-        pending: AtomicUsize::new(records.len()),
-        failures: Mutex::new(Vec::new()),
-        then: Mutex::new(Some(Box::new(then))),
-    });
+    let batch = Batch::new(records.len(), Box::new(then));
     for (index, r) in records.iter().enumerate() {
-        let delivery = Box::new(Delivery {
-            batch: batch.clone(),
-            index,
-        });
+        let delivery = Box::new(Delivery::new(&batch, index));
         let mut record = BaseRecord::<[u8], [u8], _>::with_opaque_to(&r.topic, delivery)
             .headers(r.owned_headers());
         if let Some(p) = &r.payload {
@@ -133,8 +83,7 @@ pub(crate) fn send_all(
             record = record.timestamp(ts);
         }
         if let Err((e, record)) = producer.send(record) {
-            let d = record.delivery_opaque;
-            d.batch.settle(d.index, Some(e));
+            record.delivery_opaque.settle(Some(e));
         }
     }
 }

@@ -1,0 +1,17 @@
+//! The public datasets beside the checkout (`../shared/data`, see its README), for the few tests of this crate
+//! that read real text; they skip with a message when the folder is absent.
+
+/// Where the datasets live.
+pub const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
+
+/// A dataset file under [`DATA`], or None (with the reason printed) so that tests skip when it is absent.
+pub fn read(rel: &str) -> Option<String> {
+    let path = format!("{DATA}/{rel}");
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("skipping: {path}: {e}");
+            None
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! `stancewatch eval`: the models' figures on annotated data. `eval ner` on CoNLL-2003 (conlleval's entity-level
+//! exact match), `eval stance` on NewsMTSC (mention stance), `eval persent` on PerSenT (article stance through
+//! the whole pipeline). The measuring is the `lab` crate's; this file reads the files and prints.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use lab::evaluation::{analyse_all, wrong_for};
+use lab::{conll, datasets, stance_train};
+use stancewatch::nlp::lexicon::Lexicon;
+use stancewatch::nlp::{stance, Pipeline, StanceLabel};
+
+#[cfg(feature = "accurate")]
+use super::load_accurate;
+use super::{load_model, read_conll, read_file, round2, Mode, ModeArgs};
+
+#[derive(Subcommand)]
+pub enum EvalWhat {
+    /// Entity-level exact-match precision, recall and F1 (conlleval semantics) and tokens per second.
+    Ner {
+        /// CoNLL-2003 file with gold IOB1 tags in the last column.
+        #[arg(long)]
+        conll: PathBuf,
+        /// A model file instead of the embedded one.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// End with one JSON line: f1, precision, recall, per_type, tokens_per_sec, ...
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mention stance on NewsMTSC JSONL: macro-F1, accuracy, per-class figures, speed.
+    Stance {
+        #[arg(long)]
+        newsmtsc: PathBuf,
+        /// Print the figures as one JSON object on the last line.
+        #[arg(long)]
+        json: bool,
+        /// A model file instead of the embedded one (with --mode accurate: an adapter).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        mode: ModeArgs,
+    },
+    /// Article stance on PerSenT CSV, through the whole pipeline: macro-F1, accuracy, coverage.
+    Persent {
+        #[arg(long)]
+        csv: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Search the aggregation parameters on this file and print the best (with 5-fold figures).
+        #[arg(long)]
+        tune: bool,
+        #[command(flatten)]
+        mode: ModeArgs,
+    },
+}
+
+pub fn eval(what: EvalWhat) -> Result<ExitCode> {
+    match what {
+        EvalWhat::Ner { conll, model, json } => eval_ner(&conll, model.as_deref(), json),
+        EvalWhat::Stance {
+            newsmtsc,
+            json,
+            model,
+            mode,
+        } if mode.mode == Mode::Accurate => {
+            #[cfg(feature = "accurate")]
+            {
+                let accurate = load_accurate(&mode.base_dir, model.as_deref())?;
+                let sentences = datasets::parse_newsmtsc(&read_file(&newsmtsc)?)
+                    .with_context(|| format!("parsing {}", newsmtsc.display()))?;
+                let started = Instant::now();
+                let pairs = lab::accurate_train::predict_mtsc(&accurate, &sentences, 64)?;
+                report_stance_eval(
+                    &newsmtsc,
+                    Some("accurate"),
+                    &pairs,
+                    sentences.len(),
+                    started.elapsed().as_secs_f64(),
+                    json,
+                )
+            }
+            #[cfg(not(feature = "accurate"))]
+            {
+                let _ = (newsmtsc, json, model);
+                anyhow::bail!(
+                    "this build has no accurate mode (rebuild with the `accurate` feature)"
+                )
+            }
+        }
+        EvalWhat::Stance {
+            newsmtsc,
+            json,
+            model,
+            mode: _,
+        } => {
+            let model = load_model(model.as_deref())?;
+            let lexicon = Lexicon::embedded();
+            let sentences = datasets::parse_newsmtsc(&read_file(&newsmtsc)?)
+                .with_context(|| format!("parsing {}", newsmtsc.display()))?;
+            let started = Instant::now();
+            let examples =
+                stance_train::examples(&lexicon, &sentences, model.bits, model.vectors());
+            let pairs = stance_train::predict_all(&model, &examples);
+            report_stance_eval(
+                &newsmtsc,
+                None,
+                &pairs,
+                sentences.len(),
+                started.elapsed().as_secs_f64(),
+                json,
+            )
+        }
+        EvalWhat::Persent {
+            csv,
+            json,
+            model,
+            tune,
+            mode,
+        } => {
+            let pipeline = match mode.mode {
+                Mode::Fast => Pipeline::with_stance_model(load_model(model.as_deref())?),
+                #[cfg(feature = "accurate")]
+                Mode::Accurate => {
+                    use stancewatch::nlp::accurate::pipeline::{Accurate, AccurateOptions};
+                    let mut options = AccurateOptions::default();
+                    options.max_sentences = mode.max_sentences.unwrap_or(options.max_sentences);
+                    let accurate = match model.as_deref() {
+                        Some(p) => Accurate::load_with_adapter(
+                            &mode.base_dir,
+                            &std::fs::read(p)
+                                .with_context(|| format!("reading {}", p.display()))?,
+                            options,
+                        )?,
+                        None => Accurate::load(&mode.base_dir, options)?,
+                    };
+                    Pipeline::new().with_accurate(accurate)
+                }
+                #[cfg(not(feature = "accurate"))]
+                Mode::Accurate => {
+                    anyhow::bail!(
+                        "this build has no accurate mode (rebuild with the `accurate` feature)"
+                    )
+                }
+            };
+            let articles = datasets::parse_persent(&read_file(&csv)?)
+                .with_context(|| format!("parsing {}", csv.display()))?;
+            let started = Instant::now();
+            // Articles are analysed by `workers` threads at once, as the service does; in accurate mode that
+            // is what lets the transformer batch across articles.
+            let workers = mode.workers.unwrap_or(match mode.mode {
+                Mode::Fast => 1,
+                Mode::Accurate => 8,
+            });
+            let analysed = analyse_all(&pipeline, &articles, workers.max(1));
+            let mut pairs = Vec::new();
+            let mut found = 0usize;
+            let mut details = Vec::new();
+            let mut failed = 0usize;
+            for (a, analysed) in articles.iter().zip(analysed) {
+                let Some((analysis, mentions)) = analysed else {
+                    failed += 1;
+                    pairs.push((a.label, wrong_for(a.label)));
+                    continue;
+                };
+                let target = datasets::find_target(&analysis.entities, &a.target);
+                found += usize::from(target.is_some());
+                if tune && target.is_none() {
+                    eprintln!("target not found: {:?}", a.target);
+                }
+                // A target not found is a wrong answer, whatever the gold label.
+                let predicted = target.map(|t| analysis.entities[t].stance.label);
+                pairs.push((a.label, predicted.unwrap_or(wrong_for(a.label))));
+                if tune {
+                    let mine: Vec<stance::MentionStance> = target
+                        .map(|t| mentions.into_iter().filter(|m| m.entity == t).collect())
+                        .unwrap_or_default();
+                    details.push((a.label, mine));
+                }
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            let scores = stance_train::scores(&pairs);
+            let coverage = found as f64 / articles.len().max(1) as f64;
+            print_scores(&format!("{}", csv.display()), &scores);
+            if failed > 0 {
+                println!("{failed} article(s) failed in the pipeline and count as wrong");
+            }
+            println!(
+                "target found in {found} of {} articles (coverage {coverage:.4}); {:.1} articles/s",
+                articles.len(),
+                articles.len() as f64 / elapsed.max(1e-9)
+            );
+            if tune {
+                print!("{}", lab::tuning::tune_aggregation(&details));
+            }
+            if json {
+                let mut v = serde_json::to_value(&scores)?;
+                v["coverage"] = ((coverage * 10_000.0).round() / 10_000.0).into();
+                v["articles"] = articles.len().into();
+                v["failed"] = failed.into();
+                v["articles_per_second"] =
+                    ((articles.len() as f64 / elapsed.max(1e-9) * 10.0).round() / 10.0).into();
+                v["mode"] = match mode.mode {
+                    Mode::Fast => "fast",
+                    Mode::Accurate => "accurate",
+                }
+                .into();
+                println!("{}", serde_json::to_string(&v)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn eval_ner(conll: &Path, model: Option<&Path>, json: bool) -> Result<ExitCode> {
+    use stancewatch::nlp::{kb::KnowledgeBase, ner};
+
+    let text = read_conll(conll)?;
+    let docs = conll::parse(&text).with_context(|| format!("parsing {}", conll.display()))?;
+    let kb = KnowledgeBase::embedded();
+    let tagger = match model {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read model {}", path.display()))?;
+            ner::NerModel::from_bytes(&bytes)?.into_tagger(ner::Gazetteer::from_kb(&kb))?
+        }
+        None => ner::Tagger::embedded(&kb)?,
+    };
+    let tokens: usize = docs.iter().map(|d| d.input.len()).sum();
+    let started = Instant::now();
+    let predicted: Vec<Vec<ner::NerSpan>> = docs.iter().map(|d| tagger.tag(&d.input)).collect();
+    let secs = started.elapsed().as_secs_f64();
+    let mut scores = conll::Scores::default();
+    for (d, p) in docs.iter().zip(&predicted) {
+        scores.add(&d.gold, p);
+    }
+    let tokens_per_sec = tokens as f64 / secs.max(1e-9);
+    let o = scores.overall;
+    println!(
+        "{}: {} documents, {tokens} tokens, {} gold entities, {} predicted",
+        conll.display(),
+        docs.len(),
+        o.gold,
+        o.predicted
+    );
+    println!("model: {}", tagger.provenance);
+    println!(
+        "{:<8} {:>9} {:>9} {:>9} {:>7} {:>7}",
+        "type", "precision", "recall", "F1", "gold", "pred"
+    );
+    for (ty, c) in
+        std::iter::once(("overall", &o)).chain(scores.per_type.iter().map(|(t, c)| (*t, c)))
+    {
+        println!(
+            "{ty:<8} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>7}",
+            c.precision(),
+            c.recall(),
+            c.f1(),
+            c.gold,
+            c.predicted
+        );
+    }
+    println!("speed: {tokens_per_sec:.0} tokens/s on one thread ({secs:.2} s)");
+    if json {
+        let per_type: serde_json::Map<String, serde_json::Value> = scores
+            .per_type
+            .iter()
+            .map(|(t, c)| {
+                (
+                    t.to_string(),
+                    serde_json::json!({
+                        "precision": round2(c.precision()), "recall": round2(c.recall()), "f1": round2(c.f1()),
+                        "gold": c.gold, "predicted": c.predicted, "correct": c.correct,
+                    }),
+                )
+            })
+            .collect();
+        let line = serde_json::json!({
+            "file": conll.display().to_string(),
+            "f1": round2(o.f1()),
+            "precision": round2(o.precision()),
+            "recall": round2(o.recall()),
+            "per_type": per_type,
+            "gold": o.gold,
+            "predicted": o.predicted,
+            "correct": o.correct,
+            "tokens": tokens,
+            "tokens_per_sec": tokens_per_sec.round(),
+        });
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints `eval stance`'s scores over (gold, predicted) pairs, and with `json` the same as one JSON object
+/// (with `mode` when one is named).
+fn report_stance_eval(
+    file: &Path,
+    mode: Option<&str>,
+    pairs: &[(StanceLabel, StanceLabel)],
+    sentences: usize,
+    elapsed: f64,
+    json: bool,
+) -> Result<ExitCode> {
+    let scores = stance_train::scores(pairs);
+    let per_second = sentences as f64 / elapsed.max(1e-9);
+    let title = match mode {
+        Some(m) => format!("{} ({m})", file.display()),
+        None => file.display().to_string(),
+    };
+    print_scores(&title, &scores);
+    println!("{sentences} sentences in {elapsed:.3} s: {per_second:.0} sentences/s");
+    if json {
+        let mut v = serde_json::to_value(&scores)?;
+        if let Some(m) = mode {
+            v["mode"] = m.into();
+        }
+        v["sentences"] = sentences.into();
+        v["sentences_per_second"] = ((per_second * 10.0).round() / 10.0).into();
+        println!("{}", serde_json::to_string(&v)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_scores(what: &str, s: &stance_train::Scores) {
+    println!(
+        "{what}: F1m {:.4} accuracy {:.4} (n = {})",
+        s.f1m, s.accuracy, s.n
+    );
+    for (label, c) in &s.per_class {
+        println!(
+            "  {label:<8} P {:.3} R {:.3} F1 {:.3} (support {})",
+            c.precision, c.recall, c.f1, c.support
+        );
+    }
+    println!(
+        "  confusion (rows gold, columns predicted; against, neutral, favor): {:?}",
+        s.confusion
+    );
+}
