@@ -98,7 +98,7 @@ async fn happy_path(cluster: Cluster) {
         let sent = input.iter().find(|p| id_of(p) == e.id).unwrap();
         let trace = String::from_utf8(sent.headers[0].1.clone()).unwrap();
         assert_eq!(
-            out.header("traceparent"),
+            out.header_text("traceparent"),
             Some(trace),
             "traceparent carried through"
         );
@@ -110,7 +110,7 @@ async fn happy_path(cluster: Cluster) {
             Some(s.entity_id.as_bytes()),
             "stances are keyed by entity id"
         );
-        assert!(out.header("traceparent").is_some());
+        assert!(out.header_text("traceparent").is_some());
         assert!(reader
             .enriched
             .iter()
@@ -242,20 +242,23 @@ async fn every_bad_input_kind_is_dead_lettered_and_good_ones_flow() {
             .unwrap_or_else(|| panic!("{} missing from the DLQ", String::from_utf8_lossy(&key)));
         assert_eq!(out.value, sent.payload, "DLQ keeps the original bytes");
         assert_eq!(
-            out.header(HEADER_ERROR_CLASS).as_deref(),
+            out.header_text(HEADER_ERROR_CLASS).as_deref(),
             Some(reason.as_str()),
             "{}",
             String::from_utf8_lossy(&key)
         );
         assert_eq!(
-            out.header("traceparent").as_deref(),
+            out.header_text("traceparent").as_deref(),
             Some("00-feed-beef-01"),
             "original headers kept"
         );
-        assert_eq!(out.header(HEADER_SOURCE_TOPIC), Some(topics.input.clone()));
-        assert!(out.header(HEADER_SOURCE_PARTITION).is_some());
+        assert_eq!(
+            out.header_text(HEADER_SOURCE_TOPIC),
+            Some(topics.input.clone())
+        );
+        assert!(out.header_text(HEADER_SOURCE_PARTITION).is_some());
         assert!(out
-            .header(HEADER_SOURCE_OFFSET)
+            .header_text(HEADER_SOURCE_OFFSET)
             .and_then(|o| o.parse::<i64>().ok())
             .is_some());
     }

@@ -490,7 +490,7 @@ fn dense_vectors<'a>(
         }
         let words: Vec<(String, u64)> = counts.into_iter().collect();
         let started = Instant::now();
-        let v = stance::dense::build::from_minilm(base_dir, &words, dim)?;
+        let v = lab::word_vectors::from_minilm(base_dir, &words, dim)?;
         eprintln!(
             "word vectors: {} words x {dim} from {} in {:.1} s",
             v.len(),

@@ -2,7 +2,7 @@
 //! as tansu named by `STANCEWATCH_TEST_BROKERS`), test articles, and a reader of the output topics.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use stancewatch::config::Config;
 use stancewatch::enriched::{EnrichedArticle, EntityStanceRecord};
 use stancewatch::stream::mock::{publish_all_with, MockKafka, Publish};
+use stancewatch::stream::outputs::{OutputKind, OutputReader as SharedReader, OutputRecord};
+use stancewatch::stream::OutputTopics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const EXAMPLES: &str = include_str!("../../examples/articles.jsonl");
@@ -211,47 +212,13 @@ pub fn id_of(p: &Publish) -> String {
     String::from_utf8(p.key.clone().unwrap()).unwrap()
 }
 
-/// A record read back from an output topic.
-#[derive(Debug, Clone)]
-pub struct Out {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    /// None: a record without a value (a dead-lettered tombstone).
-    pub value: Option<Vec<u8>>,
-    /// The value, or nothing for a tombstone.
-    pub payload: Vec<u8>,
-    /// Header values; None for a header whose value is null.
-    pub headers: HashMap<String, Option<Vec<u8>>>,
-}
+/// A record read back from an output topic (the service's own output reader's records).
+pub type Out = OutputRecord;
 
-impl Out {
-    /// A header's value as text; None when the header is absent or its value null.
-    pub fn header(&self, k: &str) -> Option<String> {
-        self.headers
-            .get(k)
-            .and_then(|v| v.as_ref())
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    }
-
-    /// The input partition and offset a dead-letter record names in its headers.
-    pub fn source_position(&self) -> Option<(i32, i64)> {
-        Some((
-            self.header(stancewatch::stream::records::HEADER_SOURCE_PARTITION)?
-                .parse()
-                .ok()?,
-            self.header(stancewatch::stream::records::HEADER_SOURCE_OFFSET)?
-                .parse()
-                .ok()?,
-        ))
-    }
-}
-
-/// Reads all output topics from the beginning, accumulating what it has seen.
+/// Reads all output topics from the beginning with the service's output reader, accumulating what it has
+/// seen, parsed.
 pub struct OutputReader {
-    consumer: BaseConsumer,
-    topics: Topics,
+    reader: SharedReader,
     pub enriched: Vec<(EnrichedArticle, Out)>,
     pub stances: Vec<(EntityStanceRecord, Out)>,
     pub dlq: Vec<Out>,
@@ -259,23 +226,24 @@ pub struct OutputReader {
 
 impl OutputReader {
     pub fn new(bootstrap: &str, topics: &Topics) -> Self {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", unique("reader"))
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for t in [&topics.enriched, &topics.stances, &topics.dlq] {
-            for p in 0..topics.partitions {
-                tpl.add_partition_offset(t, p, Offset::Beginning).unwrap();
-            }
-        }
-        consumer.assign(&tpl).unwrap();
+        let names = OutputTopics {
+            enriched: topics.enriched.as_str().into(),
+            entity_stances: topics.stances.as_str().into(),
+            dlq: topics.dlq.as_str().into(),
+        };
+        let reader = SharedReader::new(
+            bootstrap,
+            &names,
+            &[
+                OutputKind::Enriched,
+                OutputKind::EntityStance,
+                OutputKind::DeadLetter,
+            ],
+            Duration::from_millis(100),
+        )
+        .expect("output reader");
         Self {
-            consumer,
-            topics: topics.clone(),
+            reader,
             enriched: vec![],
             stances: vec![],
             dlq: vec![],
@@ -283,45 +251,24 @@ impl OutputReader {
     }
 
     fn poll_once(&mut self, timeout: Duration) -> bool {
-        let Some(m) = self.consumer.poll(timeout) else {
-            return false;
-        };
-        let m = match m {
-            Ok(m) => m,
+        let out = match self.reader.poll(timeout) {
+            None => return false,
+            Some(Ok(out)) => out,
             // Transient (a broker down in a fault test): librdkafka reconnects by itself.
-            Err(e) => {
+            Some(Err(e)) => {
                 eprintln!("output reader: {e}");
                 return false;
             }
         };
-        let out = Out {
-            topic: m.topic().to_string(),
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key().map(<[u8]>::to_vec),
-            value: m.payload().map(<[u8]>::to_vec),
-            payload: m.payload().unwrap_or_default().to_vec(),
-            headers: m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        if out.topic == self.topics.enriched {
-            self.enriched.push((
-                serde_json::from_slice(&out.payload).expect("enriched JSON"),
-                out,
-            ));
-        } else if out.topic == self.topics.stances {
-            self.stances.push((
-                serde_json::from_slice(&out.payload).expect("stance JSON"),
-                out,
-            ));
-        } else {
-            self.dlq.push(out);
+        let value = out.value.clone().unwrap_or_default();
+        match out.kind {
+            OutputKind::Enriched => self
+                .enriched
+                .push((serde_json::from_slice(&value).expect("enriched JSON"), out)),
+            OutputKind::EntityStance => self
+                .stances
+                .push((serde_json::from_slice(&value).expect("stance JSON"), out)),
+            OutputKind::DeadLetter => self.dlq.push(out),
         }
         true
     }
@@ -354,11 +301,7 @@ impl OutputReader {
         self.enriched
             .iter()
             .map(|(e, _)| e.id.clone())
-            .chain(self.dlq.iter().filter_map(|o| {
-                o.key
-                    .as_ref()
-                    .map(|k| String::from_utf8_lossy(k).into_owned())
-            }))
+            .chain(self.dlq.iter().filter_map(|o| o.key_text()))
             .collect()
     }
 

@@ -14,6 +14,8 @@ pub mod evaluation;
 pub mod ner_train;
 pub mod stance_train;
 pub mod tuning;
+#[cfg(feature = "accurate")]
+pub mod word_vectors;
 
 #[cfg(all(test, feature = "accurate"))]
 mod accurate_tests;
