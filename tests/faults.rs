@@ -330,7 +330,7 @@ async fn rebalance_storm() {
         let joined_metrics = s.instances[joined].metrics.clone();
         s.publish(20).await;
         eventually(LONG, "the new instance gets partitions", || {
-            joined_metrics.assigned_partitions.get() > 0
+            joined_metrics.assigned_partitions() > 0
         })
         .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -615,8 +615,8 @@ async fn poison_records_never_stop_a_partition() {
             }
         }
     }
-    assert_eq!(metrics.in_flight.get(), 0, "nothing left in flight");
-    assert_eq!(metrics.blocked_partitions.get(), 0);
+    assert_eq!(metrics.in_flight(), 0, "nothing left in flight");
+    assert_eq!(metrics.blocked_partitions(), 0);
     let n = records.len();
     s.stop(i, true).await;
     eprintln!("poison records: {n} records on {} partitions, every offset accounted for and committed: {counts:?}", partitions.len());
@@ -673,7 +673,7 @@ async fn a_record_no_topic_accepts_stops_its_partition_or_is_skipped() {
                         expected_elsewhere.iter().all(|id| ids.contains(id))
                     })
                 });
-                assert_eq!(metrics.blocked_partitions.get(), 1);
+                assert_eq!(metrics.blocked_partitions(), 1);
                 assert!(!health.is_ready());
                 let (status, body) = http_get(addr, "/readyz").await;
                 assert_eq!(status, 503, "{body}");
@@ -712,7 +712,7 @@ async fn a_record_no_topic_accepts_stops_its_partition_or_is_skipped() {
                 });
                 block(|| wait_all_committed(&s.bootstrap, &s.group, &s.topics, LONG));
                 assert_eq!(metrics.articles(stancewatch::metrics::Outcome::Skipped), 1);
-                assert_eq!(metrics.blocked_partitions.get(), 0);
+                assert_eq!(metrics.blocked_partitions(), 0);
                 assert!(health.is_ready());
                 s.stop(i, true).await;
             }

@@ -40,12 +40,12 @@ struct Peak {
 }
 
 impl Peak {
-    fn watch(gauge: prometheus::IntGauge) -> Self {
+    fn watch(gauge: impl Fn() -> i64 + Send + 'static) -> Self {
         let value = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let v = value.clone();
         let sampler = tokio::spawn(async move {
             loop {
-                v.fetch_max(gauge.get(), std::sync::atomic::Ordering::SeqCst);
+                v.fetch_max(gauge(), std::sync::atomic::Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         });
@@ -358,9 +358,9 @@ async fn two_instances_share_the_partitions_without_loss() {
     let b = Service::new(config.clone()).start().await.unwrap();
     let (ma, mb) = (a.metrics.clone(), b.metrics.clone());
     eventually(LONG, "both instances assigned", || {
-        ma.assigned_partitions.get() > 0
-            && mb.assigned_partitions.get() > 0
-            && ma.assigned_partitions.get() + mb.assigned_partitions.get() == 8
+        ma.assigned_partitions() > 0
+            && mb.assigned_partitions() > 0
+            && ma.assigned_partitions() + mb.assigned_partitions() == 8
     })
     .await;
     assert!(a.health.is_ready() && b.health.is_ready());
@@ -370,7 +370,7 @@ async fn two_instances_share_the_partitions_without_loss() {
     let mut reader = OutputReader::new(&bootstrap, &topics);
     block(|| reader.until(LONG, "80 articles", |r| r.accounted_ids().len() >= 80));
     assert!(
-        ma.messages_consumed.get() > 0 && mb.messages_consumed.get() > 0,
+        ma.messages_consumed() > 0 && mb.messages_consumed() > 0,
         "both instances did work"
     );
 
@@ -378,7 +378,7 @@ async fn two_instances_share_the_partitions_without_loss() {
     a.shutdown();
     a.wait().await.unwrap();
     eventually(LONG, "the survivor owns every partition", || {
-        mb.assigned_partitions.get() == 8
+        mb.assigned_partitions() == 8
     })
     .await;
     let more: Vec<Publish> = articles(100).into_iter().skip(80).collect();
@@ -413,7 +413,7 @@ async fn graceful_shutdown_drains_and_commits_everything_it_took() {
         .unwrap();
     let m = first.metrics.clone();
     eventually(LONG, "work in flight", || {
-        m.in_flight.get() >= 4 && m.messages_consumed.get() >= 10
+        m.in_flight() >= 4 && m.messages_consumed() >= 10
     })
     .await;
     first.shutdown();
@@ -459,8 +459,14 @@ async fn backpressure_bounds_in_flight_work() {
     let input = articles(40);
     cluster.publish(&topics, &input).await;
     let m = service.metrics.clone();
-    let peak = Peak::watch(m.in_flight.clone());
-    let stopped = Peak::watch(m.paused.clone());
+    let peak = Peak::watch({
+        let m = m.clone();
+        move || m.in_flight()
+    });
+    let stopped = Peak::watch({
+        let m = m.clone();
+        move || m.paused()
+    });
     let mut reader = OutputReader::new(&bootstrap, &topics);
     block(|| reader.until(LONG, "all 40", |r| r.accounted_ids().len() >= 40));
     let peak = peak.stop();
@@ -512,7 +518,10 @@ async fn backpressure_bounds_in_flight_bytes() {
         .max()
         .unwrap() as i64;
     cluster.publish(&topics, &input).await;
-    let peak = Peak::watch(service.metrics.in_flight_bytes.clone());
+    let peak = Peak::watch({
+        let m = service.metrics.clone();
+        move || m.in_flight_bytes()
+    });
     let mut reader = OutputReader::new(&bootstrap, &topics);
     block(|| reader.until(LONG, "all 16", |r| r.accounted_ids().len() >= 16));
     let peak = peak.stop();
@@ -538,10 +547,10 @@ async fn metrics_and_probes_are_served_over_http() {
     let addr = service.http_addr;
     assert!(http_get(addr, "/healthz").await.0 == 200);
     let m = service.metrics.clone();
-    eventually(LONG, "assignment", || m.assigned_partitions.get() == 2).await;
+    eventually(LONG, "assignment", || m.assigned_partitions() == 2).await;
     assert!(http_get(addr, "/readyz").await.0 == 200);
     cluster.publish(&topics, &articles(4)).await;
-    eventually(LONG, "processing", || m.messages_consumed.get() == 4).await;
+    eventually(LONG, "processing", || m.messages_consumed() == 4).await;
     // Lag comes from librdkafka statistics (every 500 ms here).
     eventually(LONG, "consumer lag gauge", || {
         m.render().contains("stancewatch_consumer_lag{")

@@ -18,6 +18,10 @@ use tracing::{debug, error, info, warn};
 use super::delivery::{on_delivery, Delivery};
 use super::offsets::OffsetTracker;
 use crate::http::Health;
+use crate::metrics::events::{
+    ConsumerLag, KafkaClientError, OffsetsCommitted, PartitionsAssigned, PartitionsRevoked,
+    ProducerQueue, RebalanceFailed, Revocation,
+};
 use crate::metrics::Metrics;
 
 /// State shared by the consumer thread, its callbacks and the processing tasks.
@@ -56,18 +60,16 @@ impl Shared {
             tpl.add_partition_offset(&self.input_topic, p, Offset::Offset(pos))?;
         }
         let result = consumer.commit(&tpl, CommitMode::Sync);
-        self.metrics.commit(result.is_ok());
-        match &result {
-            Ok(()) => {
-                for &(p, pos) in positions {
-                    self.tracker.commit_acknowledged(p, pos);
-                }
-                debug!(?positions, "offsets committed");
-            }
-            Err(e) => {
-                warn!(topic = %self.input_topic, ?positions, error = %e, "offset commit failed; it will be retried")
+        if result.is_ok() {
+            for &(p, pos) in positions {
+                self.tracker.commit_acknowledged(p, pos);
             }
         }
+        self.metrics.emit(OffsetsCommitted {
+            topic: &self.input_topic,
+            positions,
+            result: result.as_ref().map(|_| ()),
+        });
         result
     }
 
@@ -79,10 +81,11 @@ impl Shared {
             .collect()
     }
 
-    fn update_assignment_gauges(&self) {
+    /// Partitions held now, told to the readiness probe; returned for the event that changed them.
+    fn held_partitions(&self) -> usize {
         let n = self.tracker.assigned().len();
-        self.metrics.assigned_partitions.set(n as i64);
         self.health.set_assigned(n > 0);
+        n
     }
 }
 
@@ -99,19 +102,18 @@ fn log_librdkafka(client: &str, level: rdkafka::config::RDKafkaLogLevel, fac: &s
 }
 
 fn on_error(shared: &Shared, client: &str, error: KafkaError, reason: &str) {
-    if shared.closing.load(Ordering::SeqCst) {
-        // Clients report their own connections going away while they are destroyed.
-        debug!(client, error = %error, reason, "Kafka client error while closing");
-        return;
-    }
-    let code = error.rdkafka_error_code();
-    let code_name = code.map_or_else(|| "other".to_string(), |c| format!("{c:?}"));
-    shared.metrics.kafka_error(client, &code_name);
-    if code == Some(RDKafkaErrorCode::AllBrokersDown) {
+    // Clients report their own connections going away while they are destroyed.
+    let closing = shared.closing.load(Ordering::SeqCst);
+    if !closing && error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
         shared.health.set_connected(false);
     }
     // librdkafka reconnects and retries by itself; these are worth a warning, not a crash.
-    warn!(client, error = %error, reason, "Kafka client error");
+    shared.metrics.emit(KafkaClientError {
+        client,
+        error: &error,
+        reason,
+        closing,
+    });
 }
 
 fn any_broker_up(stats: &Statistics) -> bool {
@@ -135,18 +137,23 @@ impl ClientContext for ConsumerCtx {
     fn stats(&self, stats: Statistics) {
         let s = &self.shared;
         s.health.set_connected(any_broker_up(&stats));
-        s.metrics.consumer_lag.reset();
-        if let Some(topic) = stats.topics.get(&s.input_topic) {
-            for (p, part) in &topic.partitions {
-                // Partition -1 is librdkafka's internal "unassigned" queue; a lag of -1 means unknown.
-                if *p >= 0 && part.consumer_lag >= 0 {
-                    s.metrics
-                        .consumer_lag
-                        .with_label_values(&[&s.input_topic, &p.to_string()])
-                        .set(part.consumer_lag);
-                }
-            }
-        }
+        // Partition -1 is librdkafka's internal "unassigned" queue; a lag of -1 means unknown.
+        let lags: Vec<(i32, i64)> = stats
+            .topics
+            .get(&s.input_topic)
+            .map(|topic| {
+                topic
+                    .partitions
+                    .iter()
+                    .filter(|(p, part)| **p >= 0 && part.consumer_lag >= 0)
+                    .map(|(p, part)| (*p, part.consumer_lag))
+                    .collect()
+            })
+            .unwrap_or_default();
+        s.metrics.emit(ConsumerLag {
+            topic: &s.input_topic,
+            lags: &lags,
+        });
     }
 }
 
@@ -163,19 +170,13 @@ impl ConsumerContext for ConsumerCtx {
             return;
         };
         let partitions = s.input_partitions(tpl);
-        s.metrics.rebalance("revoke");
-        if s.is_aborted() {
-            s.tracker.revoke(&partitions);
-            return;
-        }
-        if consumer.assignment_lost() {
-            s.metrics.rebalance("lost");
+        let positions;
+        let how = if s.is_aborted() {
+            Revocation::Aborted
+        } else if consumer.assignment_lost() {
             // The group moved on without us (session timeout): a commit would be rejected and the new owner is
             // already consuming. Our uncommitted work is redelivered to it.
-            warn!(
-                ?partitions,
-                "assignment lost; uncommitted articles of these partitions will be redelivered"
-            );
+            Revocation::Lost
         } else {
             let started = Instant::now();
             let deadline = if s.closing.load(Ordering::SeqCst) {
@@ -184,23 +185,22 @@ impl ConsumerContext for ConsumerCtx {
                 started + s.rebalance_drain_timeout
             };
             let drained = s.tracker.wait_drained(Some(&partitions), deadline);
-            let positions = s.tracker.commit_candidates(Some(&partitions));
+            positions = s.tracker.commit_candidates(Some(&partitions));
             let committed = s.commit(consumer, &positions).is_ok();
-            let left = s.tracker.pending(Some(&partitions));
-            if drained {
-                info!(
-                    ?partitions,
-                    ?positions,
-                    committed,
-                    waited_ms = started.elapsed().as_millis() as u64,
-                    "partitions revoked after draining"
-                );
-            } else {
-                warn!(?partitions, ?positions, committed, abandoned = left, "partitions revoked at the drain deadline; abandoned articles will be redelivered to the next owner");
+            Revocation::Drained {
+                positions: &positions,
+                committed,
+                drained,
+                waited: started.elapsed(),
+                abandoned: s.tracker.pending(Some(&partitions)),
             }
-        }
+        };
         s.tracker.revoke(&partitions);
-        s.update_assignment_gauges();
+        s.metrics.emit(PartitionsRevoked {
+            partitions: &partitions,
+            how,
+            held: s.held_partitions(),
+        });
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -208,18 +208,16 @@ impl ConsumerContext for ConsumerCtx {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let partitions = s.input_partitions(tpl);
-                s.metrics.rebalance("assign");
                 s.tracker.assign(&partitions);
                 // Joining a group needs the coordinator, so an assignment proves a working connection.
                 s.health.set_connected(true);
-                s.update_assignment_gauges();
-                info!(?partitions, "partitions assigned");
+                s.metrics.emit(PartitionsAssigned {
+                    partitions: &partitions,
+                    held: s.held_partitions(),
+                });
             }
             Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => {
-                s.metrics.rebalance("error");
-                warn!(error = %e, "rebalance error");
-            }
+            Rebalance::Error(e) => s.metrics.emit(RebalanceFailed { error: e }),
         }
     }
 
@@ -243,7 +241,9 @@ impl ClientContext for ProducerCtx {
     }
 
     fn stats(&self, stats: Statistics) {
-        self.shared.metrics.producer_queue.set(stats.msg_cnt as i64);
+        self.shared.metrics.emit(ProducerQueue {
+            messages: stats.msg_cnt as i64,
+        });
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::article::{RejectReason, Rejection};
 use crate::config::OutputConfig;
 use crate::enriched::{EnrichedArticle, SCHEMA_VERSION};
+use crate::metrics::events::RecordAt;
 
 use super::sink::OutRecord;
 
@@ -37,6 +38,17 @@ pub struct InputRecord {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
     /// Kafka timestamp in milliseconds since the epoch, when the record has one.
     pub timestamp: Option<i64>,
+}
+
+impl InputRecord {
+    /// Where it came from, for log lines.
+    pub fn at(&self) -> RecordAt<'_> {
+        RecordAt {
+            topic: &self.topic,
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
 }
 
 /// Topic names the outputs go to.

@@ -39,15 +39,20 @@ use super::offsets::OffsetTracker;
 use super::records::{dlq_record, enriched_records, output_rejected, InputRecord, OutputTopics};
 use super::sched::{self, on_batch_thread};
 use super::sink::{
-    retry_failed, send_all, send_and_wait, Backoff, DeliveryError, Failures, Origin, OutRecord,
+    retry_failed, send_all, send_and_wait, Backoff, DeliveryError, Failures, OutRecord,
     OutputProducer,
 };
 use super::workers::NlpWorkers;
 use crate::analyze::{enrich, load_pipeline_for, Analyze};
-use crate::article::{Article, Limits, Rejection};
+use crate::article::{Article, Limits, RejectReason, Rejection};
 use crate::config::{Config, KafkaLimits, OnUndeliverable, OutputConfig};
 use crate::enriched::EnrichedArticle;
 use crate::http::{self, Health};
+use crate::metrics::events::{
+    ArticleHandled, ArticleRejected, Backpressure, BlockedPartitions, DeliveryAbandoned,
+    ProducerFailed, RecordConsumed, RecordRedelivered, RecordUndeliverable, StageTimed,
+    UndeliverableAction,
+};
 use crate::metrics::{EntityTally, Metrics, Outcome, Stage};
 
 /// How long one `poll` may block; bounds how quickly the loop notices shutdown and due commits.
@@ -464,12 +469,10 @@ fn consumer_loop(
         {
             break;
         }
-        metrics.in_flight.set(tracker.in_flight() as i64);
         // A blocked partition is paused and holds a bounded number of slots: it must not hold the others back.
         let in_flight = tracker.in_flight_flowing();
         let epoch = tracker.assignment_epoch();
         let bytes = ctx.in_flight_bytes.load(Ordering::SeqCst);
-        metrics.in_flight_bytes.set(bytes as i64);
         let at_limit = in_flight >= max_in_flight || bytes >= max_in_flight_bytes;
         let since = if at_limit {
             *at_limit_since.get_or_insert_with(Instant::now)
@@ -478,7 +481,11 @@ fn consumer_loop(
             Instant::now()
         };
         // Consumption is stopped by backpressure whether the loop holds or has paused the partitions.
-        metrics.paused.set(i64::from(at_limit));
+        metrics.emit(Backpressure {
+            in_flight: tracker.in_flight(),
+            bytes,
+            at_limit,
+        });
         let holding = at_limit && since.elapsed() < HOLD_BEFORE_PAUSE;
         if holding {
             // A fixed nap rather than a wait on the tracker: slots are freed by this thread's own commits,
@@ -490,13 +497,12 @@ fn consumer_loop(
         let pause = at_limit;
         if applied != Some((epoch, pause)) {
             let blocked = tracker.blocked();
-            metrics.blocked_partitions.set(blocked.len() as i64);
-            shared.health.set_blocked(
-                blocked
-                    .iter()
-                    .map(|(p, o)| format!("{}/{p}@{o}", shared.input_topic))
-                    .collect(),
-            );
+            let named: Vec<String> = blocked
+                .iter()
+                .map(|(p, o)| format!("{}/{p}@{o}", shared.input_topic))
+                .collect();
+            metrics.emit(BlockedPartitions { partitions: &named });
+            shared.health.set_blocked(named);
             let blocked: Vec<i32> = blocked.into_iter().map(|(p, _)| p).collect();
             set_paused(&consumer, pause, &blocked);
             if applied.is_none_or(|(_, was)| was != pause) {
@@ -558,7 +564,7 @@ fn consumer_loop(
 
 fn summary(metrics: &Metrics, uncommitted_at_exit: usize) -> RunSummary {
     RunSummary {
-        consumed: metrics.messages_consumed.get(),
+        consumed: metrics.messages_consumed(),
         enriched: metrics.articles(Outcome::Enriched),
         dead_lettered: metrics.articles(Outcome::DeadLettered),
         elapsed: Duration::ZERO,
@@ -621,11 +627,14 @@ fn dispatch(msg: &BorrowedMessage<'_>, ctx: &Arc<TaskCtx>) {
         Ok(g) => g,
         Err(e) => {
             // Already tracked, so already being processed or done: processing it again would only duplicate.
-            warn!(topic = %input.topic, partition = input.partition, offset = input.offset, error = %e, "skipping a redelivered record");
+            shared.metrics.emit(RecordRedelivered {
+                at: input.at(),
+                error: &e,
+            });
             return;
         }
     };
-    shared.metrics.messages_consumed.inc();
+    shared.metrics.emit(RecordConsumed);
     let held = BytesHeld::new(ctx, input.payload.as_ref().map_or(0, Vec::len));
     let task = Task {
         ctx: ctx.clone(),
@@ -718,11 +727,7 @@ impl Task {
         failures: Failures,
     ) -> Result<(), DeliveryError> {
         let ctx = &self.ctx;
-        let origin = Origin {
-            topic: &self.input.topic,
-            partition: self.input.partition,
-            offset: self.input.offset,
-        };
+        let origin = self.input.at();
         retry_failed(
             &ctx.producer,
             sent,
@@ -737,8 +742,7 @@ impl Task {
 
     /// Every output of an enriched article is acknowledged.
     fn delivered(self, tally: &EntityTally, produce_started: Instant) {
-        self.ctx.shared.metrics.record_entities(tally);
-        self.finish(Outcome::Enriched, produce_started);
+        self.finish(Outcome::Enriched, None, Some(tally), produce_started);
     }
 
     /// Produces again the outputs the producer reported as failed.
@@ -763,22 +767,20 @@ impl Task {
     async fn dead_letter(self, rejection: Rejection, produce_started: Instant) {
         let ctx = self.ctx.clone();
         let input = &self.input;
-        warn!(
-            topic = %input.topic,
-            partition = input.partition,
-            offset = input.offset,
-            reason = rejection.reason.as_str(),
-            message = %rejection.message,
-            "article rejected; sending it to the dead-letter topic"
-        );
+        ctx.shared.metrics.emit(ArticleRejected {
+            at: input.at(),
+            rejection: &rejection,
+        });
         let record = dlq_record(input, &rejection, &ctx.topics);
         let failures = send_and_wait(&ctx.producer, &[&record]).await;
         let result = self.redeliver(vec![&record], failures).await;
         match result {
-            Ok(()) => {
-                ctx.shared.metrics.dead_lettered(rejection.reason);
-                self.finish(Outcome::DeadLettered, produce_started);
-            }
+            Ok(()) => self.finish(
+                Outcome::DeadLettered,
+                Some(rejection.reason),
+                None,
+                produce_started,
+            ),
             Err(e) => self.give_up(e, produce_started),
         }
     }
@@ -789,43 +791,55 @@ impl Task {
     /// whether the partition stops there or the record is skipped; either way an error names it.
     fn give_up(self, error: DeliveryError, produce_started: Instant) {
         let ctx = self.ctx.clone();
-        let input = &self.input;
-        let (topic, partition, offset) = (&input.topic, input.partition, input.offset);
+        let at = self.input.at();
+        let metrics = &ctx.shared.metrics;
         match &error {
             DeliveryError::Fatal(reason) => {
-                error!(%topic, partition, offset, %reason, "fatal producer error; stopping");
+                metrics.emit(ProducerFailed { at, reason });
                 *ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
             }
-            DeliveryError::Abandoned => {
-                debug!(%topic, partition, offset, "delivery abandoned; the record will be redelivered");
-            }
+            DeliveryError::Abandoned => metrics.emit(DeliveryAbandoned { at }),
             DeliveryError::Permanent(e) => match ctx.on_undeliverable {
                 OnUndeliverable::Stop => {
-                    if ctx.shared.tracker.block(partition, self.generation, offset) {
-                        ctx.shared.metrics.undeliverable("stop");
-                        error!(%topic, partition, offset, error = %e, "the record's outputs and its dead-letter record were all refused; the partition stops here (processing.on_undeliverable = \"stop\"): raise the dead-letter topic's max.message.bytes, or set on_undeliverable = \"skip\", and restart");
+                    if ctx
+                        .shared
+                        .tracker
+                        .block(at.partition, self.generation, at.offset)
+                    {
+                        metrics.emit(RecordUndeliverable {
+                            at,
+                            action: UndeliverableAction::Stop,
+                            error: e,
+                        });
                     }
                 }
                 OnUndeliverable::Skip => {
-                    ctx.shared.metrics.undeliverable("skip");
-                    error!(%topic, partition, offset, error = %e, "the record's outputs and its dead-letter record were all refused; skipping it (processing.on_undeliverable = \"skip\")");
-                    self.finish(Outcome::Skipped, produce_started);
+                    metrics.emit(RecordUndeliverable {
+                        at,
+                        action: UndeliverableAction::Skip,
+                        error: e,
+                    });
+                    self.finish(Outcome::Skipped, None, None, produce_started);
                 }
             },
         }
     }
 
-    /// The article's outcome is on the brokers: count it and mark its offset done.
-    fn finish(self, outcome: Outcome, produce_started: Instant) {
-        let metrics = &self.ctx.shared.metrics;
-        metrics.observe_stage(Stage::Produce, produce_started.elapsed().as_secs_f64());
-        metrics.article_done(outcome);
-        if let Some(ts) = self.input.timestamp {
-            let now_ms = chrono::Utc::now().timestamp_millis();
-            metrics
-                .end_to_end_seconds
-                .observe((now_ms - ts).max(0) as f64 / 1000.0);
-        }
+    /// The article's outcome is on the brokers (or given up): count it and mark its offset done.
+    fn finish(
+        self,
+        outcome: Outcome,
+        reason: Option<RejectReason>,
+        tally: Option<&EntityTally>,
+        produce_started: Instant,
+    ) {
+        self.ctx.shared.metrics.emit(ArticleHandled {
+            outcome,
+            reason,
+            tally,
+            producing: produce_started.elapsed(),
+            input_timestamp: self.input.timestamp,
+        });
         self.ctx
             .shared
             .tracker
@@ -844,10 +858,16 @@ fn analyze(ctx: &TaskCtx, input: &InputRecord) -> Result<EnrichedArticle, Reject
             "the record has no value (a tombstone): there is no article to enrich",
         )),
     };
-    metrics.observe_stage(Stage::Parse, t.elapsed().as_secs_f64());
+    metrics.emit(StageTimed {
+        stage: Stage::Parse,
+        elapsed: t.elapsed(),
+    });
     let article = article?;
     let t = Instant::now();
     let enriched = enrich(ctx.analyzer.as_ref(), article);
-    metrics.observe_stage(Stage::Nlp, t.elapsed().as_secs_f64());
+    metrics.emit(StageTimed {
+        stage: Stage::Nlp,
+        elapsed: t.elapsed(),
+    });
     enriched
 }

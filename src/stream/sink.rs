@@ -20,11 +20,11 @@ use std::time::Duration;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-use tracing::warn;
 
 use super::context::ProducerCtx;
 pub(crate) use super::delivery::Failures;
 use super::delivery::{Batch, Delivery};
+use crate::metrics::events::{ProduceRetried, RecordAt};
 use crate::metrics::Metrics;
 
 /// A record to produce, owned so that it can be sent again. The topic name and the headers are shared by
@@ -131,14 +131,6 @@ fn is_permanent(e: &KafkaError) -> bool {
     )
 }
 
-/// Where the records being delivered came from, for logs.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Origin<'a> {
-    pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
-}
-
 /// Given the `failures` of a send of `sent`, produces the failed records again with backoff until all are
 /// acknowledged; stops on an error no retry can fix, a fatal producer error, or when `still_wanted()` says
 /// the partition is no longer ours (or the service is stopping).
@@ -146,7 +138,7 @@ pub(crate) async fn retry_failed(
     producer: &OutputProducer,
     mut sent: Vec<&OutRecord>,
     mut failures: Failures,
-    origin: Origin<'_>,
+    origin: RecordAt<'_>,
     backoff: Backoff,
     metrics: &Metrics,
     still_wanted: impl Fn() -> bool,
@@ -166,17 +158,13 @@ pub(crate) async fn retry_failed(
             return Err(DeliveryError::Abandoned);
         }
         failures.sort_by_key(|(i, _)| *i);
-        metrics.produce_retries.inc();
-        warn!(
-            topic = origin.topic,
-            partition = origin.partition,
-            offset = origin.offset,
-            records = failures.len(),
-            output_topic = %sent[failures[0].0].topic,
-            error = ?failures.last().map(|(_, e)| e),
-            retry_in_ms = delay.as_millis() as u64,
-            "producing outputs failed; retrying"
-        );
+        metrics.emit(ProduceRetried {
+            at: origin,
+            records: failures.len(),
+            output_topic: &sent[failures[0].0].topic,
+            error: failures.last().map(|(_, e)| e),
+            retry_in: delay,
+        });
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(backoff.max);
         sent = failures.iter().map(|&(i, _)| sent[i]).collect();

@@ -5,6 +5,10 @@
 //! construction: outcomes, reasons, stages, entity types and stance labels are closed enums; partitions are
 //! bounded by the topic; per-entity stance counters exist only for the configured watchlist.
 //! Names follow Prometheus conventions (`_total` counters, `_seconds` histograms, base units).
+//!
+//! This module is the one place that names metrics. The service moves them only by emitting the named events
+//! of [`events`], which also write the matching log lines; reading them (for tests and the run summary) goes
+//! through the accessors below.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -15,6 +19,8 @@ use prometheus::{
 };
 
 use crate::article::RejectReason;
+
+pub mod events;
 use crate::config::MetricsConfig;
 use crate::nlp::{Entity, EntityType, StanceLabel};
 
@@ -61,22 +67,22 @@ impl Stage {
 
 pub struct Metrics {
     registry: Registry,
-    pub messages_consumed: IntCounter,
+    messages_consumed: IntCounter,
     articles: IntCounterVec,
     dlq: IntCounterVec,
     stage_seconds: HistogramVec,
-    pub end_to_end_seconds: Histogram,
-    pub in_flight: IntGauge,
-    pub in_flight_bytes: IntGauge,
-    pub consumer_lag: IntGaugeVec,
+    end_to_end_seconds: Histogram,
+    in_flight: IntGauge,
+    in_flight_bytes: IntGauge,
+    consumer_lag: IntGaugeVec,
     rebalances: IntCounterVec,
-    pub producer_queue: IntGauge,
-    pub produce_retries: IntCounter,
+    producer_queue: IntGauge,
+    produce_retries: IntCounter,
     commits: IntCounterVec,
     kafka_errors: IntCounterVec,
-    pub paused: IntGauge,
-    pub assigned_partitions: IntGauge,
-    pub blocked_partitions: IntGauge,
+    paused: IntGauge,
+    assigned_partitions: IntGauge,
+    blocked_partitions: IntGauge,
     undeliverable: IntCounterVec,
     /// `entities_total` by type and `stances_total` by label, resolved once: in the order of
     /// [`EntityType::ALL`] and [`StanceLabel::ALL`].
@@ -86,7 +92,7 @@ pub struct Metrics {
     watchlist: HashSet<String>,
     source_stances: IntCounterVec,
     sources: Mutex<SourceLabels>,
-    pub up_since: Gauge,
+    up_since: Gauge,
 }
 
 fn name(n: &str) -> String {
@@ -248,8 +254,8 @@ impl Metrics {
         for o in Outcome::ALL {
             m.articles.with_label_values(&[o.as_str()]);
         }
-        for a in ["stop", "skip"] {
-            m.undeliverable.with_label_values(&[a]);
+        for a in events::UndeliverableAction::ALL {
+            m.undeliverable.with_label_values(&[a.as_str()]);
         }
         for r in RejectReason::ALL {
             m.dlq.with_label_values(&[r.as_str()]);
@@ -266,55 +272,46 @@ impl Metrics {
         m
     }
 
-    pub fn article_done(&self, outcome: Outcome) {
-        self.articles.with_label_values(&[outcome.as_str()]).inc();
+    pub fn messages_consumed(&self) -> u64 {
+        self.messages_consumed.get()
+    }
+
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.get()
+    }
+
+    pub fn in_flight_bytes(&self) -> i64 {
+        self.in_flight_bytes.get()
+    }
+
+    pub fn paused(&self) -> i64 {
+        self.paused.get()
+    }
+
+    pub fn assigned_partitions(&self) -> i64 {
+        self.assigned_partitions.get()
+    }
+
+    pub fn blocked_partitions(&self) -> i64 {
+        self.blocked_partitions.get()
     }
 
     pub fn articles(&self, outcome: Outcome) -> u64 {
         self.articles.with_label_values(&[outcome.as_str()]).get()
     }
 
-    pub fn dead_lettered(&self, reason: RejectReason) {
-        self.dlq.with_label_values(&[reason.as_str()]).inc();
-    }
-
     pub fn dlq_count(&self, reason: RejectReason) -> u64 {
         self.dlq.with_label_values(&[reason.as_str()]).get()
-    }
-
-    pub fn observe_stage(&self, stage: Stage, seconds: f64) {
-        self.stage_seconds
-            .with_label_values(&[stage.as_str()])
-            .observe(seconds);
-    }
-
-    pub fn rebalance(&self, kind: &str) {
-        self.rebalances.with_label_values(&[kind]).inc();
     }
 
     pub fn rebalances(&self, kind: &str) -> u64 {
         self.rebalances.with_label_values(&[kind]).get()
     }
 
-    pub fn commit(&self, ok: bool) {
-        self.commits
-            .with_label_values(&[if ok { "ok" } else { "error" }])
-            .inc();
-    }
-
     pub fn commits(&self, ok: bool) -> u64 {
         self.commits
             .with_label_values(&[if ok { "ok" } else { "error" }])
             .get()
-    }
-
-    /// A record that could be delivered nowhere; `action` is "stop" or "skip".
-    pub fn undeliverable(&self, action: &str) {
-        self.undeliverable.with_label_values(&[action]).inc();
-    }
-
-    pub fn kafka_error(&self, client: &str, code: &str) {
-        self.kafka_errors.with_label_values(&[client, code]).inc();
     }
 
     /// What `entities` add to the product metrics, worked out on the NLP thread that found them (matching the
@@ -342,7 +339,7 @@ impl Metrics {
 
     /// Counts a delivered article's entities: by type, by stance label, by source and label, and per watched
     /// entity.
-    pub fn record_entities(&self, tally: &EntityTally) {
+    fn record_entities(&self, tally: &EntityTally) {
         for (counter, n) in self.entities.iter().zip(tally.by_type) {
             counter.inc_by(n);
         }
