@@ -2,7 +2,8 @@
 //!
 //! Nothing in [`nlp`] calls into this crate: the service never trains. Each module is one concern: reading a
 //! dataset ([`conll`], [`datasets`], [`data`] for where they are), training a model ([`ner_train`], [`stance_train`], and
-//! [`accurate_train`] for the transformer), making training data from a teacher ([`distill`]),; and measuring ([`evaluation`], [`tuning`]). The command line's `train`, `distill` and `eval` commands are thin wrappers over these.
+//! [`accurate_train`] for the transformer), making training data from a teacher ([`distill`]),; measuring ([`evaluation`], [`tuning`]); and news text
+//! in the shapes feeds deliver it, with the promises the pipeline keeps on it ([`feeds`]). The command line's `train`, `distill` and `eval` commands are thin wrappers over these.
 
 #[cfg(feature = "accurate")]
 pub mod accurate_train;
@@ -11,6 +12,7 @@ pub mod data;
 pub mod datasets;
 pub mod distill;
 pub mod evaluation;
+pub mod feeds;
 pub mod ner_train;
 pub mod stance_train;
 pub mod tuning;
