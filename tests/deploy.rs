@@ -1070,7 +1070,7 @@ fn compose_mounts_exist() {
 }
 
 #[test]
-fn readme_shows_the_example_values_the_chart_checks_render() {
+fn deployment_guide_shows_the_example_values_the_chart_checks_render() {
     let example = read(&format!("{CHART}/ci/readme-example-values.yaml"));
     let body: String = example
         .lines()
@@ -1078,8 +1078,8 @@ fn readme_shows_the_example_values_the_chart_checks_render() {
         .map(|l| format!("{l}\n"))
         .collect();
     assert!(
-        read("README.md").contains(&format!("```yaml\n{body}```")),
-        "README.md's example values differ from {CHART}/ci/readme-example-values.yaml, which .ci/chart-lint \
-         and .ci/chart_render.py check"
+        read("docs/deploy.md").contains(&format!("```yaml\n{body}```")),
+        "docs/deploy.md's example values differ from {CHART}/ci/readme-example-values.yaml, which \
+         .ci/chart-lint and .ci/chart_render.py check"
     );
 }
