@@ -681,17 +681,34 @@ fn process(task: Task) {
             let for_retry = records.clone();
             let refs: Vec<&OutRecord> = records.iter().collect();
             send_all(&ctx.producer, &refs, move |failures| {
+                let handle = task.ctx.clone();
                 if failures.is_empty() {
                     task.delivered(&tally, produce_started);
                 } else {
                     let runtime = task.ctx.runtime.clone();
                     runtime.spawn(task.retry(tally, for_retry, failures, produce_started));
                 }
+                release_on_polling_thread(handle);
             });
         }
         Err(rejection) => {
             ctx.runtime
                 .spawn(task.dead_letter(rejection, produce_started));
+        }
+    }
+}
+
+/// Lets go of a handle on the context from librdkafka's polling thread, where delivery continuations run.
+/// The context owns the producer, and rdkafka's producer joins its polling thread when it drops: if the
+/// service stopped while this article was in flight, this may be the last handle, and dropping it here would
+/// have the polling thread join itself. The last handle is dropped on a thread of its own instead.
+fn release_on_polling_thread(handle: Arc<TaskCtx>) {
+    if let Some(last) = Arc::into_inner(handle) {
+        let spawned = std::thread::Builder::new()
+            .name("stancewatch-release".into())
+            .spawn(move || drop(last));
+        if let Err(error) = spawned {
+            error!(%error, "could not start a thread to close the producer; it is closed on its polling thread");
         }
     }
 }
