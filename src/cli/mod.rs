@@ -5,8 +5,10 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use lab::article_train;
 use stancewatch::config::LogFormat;
-use stancewatch::nlp::stance;
+use stancewatch::nlp::lexicon::Lexicon;
+use stancewatch::nlp::{stance, Pipeline};
 
 pub mod bench;
 pub mod demo;
@@ -131,4 +133,59 @@ pub fn read_conll(path: &Path) -> Result<String> {
             path.display()
         )
     })
+}
+
+/// The pipeline `eval persent` and `train article` run: fast mode, or accurate mode with its options; `model`
+/// is a mention-stance model file (fast) or an adapter (accurate) instead of the embedded one.
+pub fn persent_pipeline(mode: &ModeArgs, model: Option<&Path>) -> Result<Pipeline> {
+    let model = model.map(Path::to_path_buf);
+    Ok(match mode.mode {
+        Mode::Fast => Pipeline::with_stance_model(load_model(model.as_deref())?),
+        #[cfg(feature = "accurate")]
+        Mode::Accurate => {
+            use stancewatch::nlp::accurate::pipeline::{Accurate, AccurateOptions};
+            let mut options = AccurateOptions::default();
+            options.max_sentences = mode.max_sentences.unwrap_or(options.max_sentences);
+            let accurate = match model.as_deref() {
+                Some(p) => Accurate::load_with_adapter(
+                    &mode.base_dir,
+                    &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+                    options,
+                )?,
+                None => Accurate::load(&mode.base_dir, options)?,
+            };
+            Pipeline::new().with_accurate(accurate)
+        }
+        #[cfg(not(feature = "accurate"))]
+        Mode::Accurate => {
+            anyhow::bail!("this build has no accurate mode (rebuild with the `accurate` feature)")
+        }
+    })
+}
+
+/// The article model cross-validated on PerSenT dev's committed folds with the default settings and the
+/// hand-written training cases (`lab::article_train`).
+pub fn article_cv(
+    pipeline: &Pipeline,
+    lexicon: &Lexicon,
+    rows: &[Option<article_train::Row>],
+    gold: &[usize],
+) -> Result<article_train::CvReport> {
+    let fold = article_train::parse_folds(article_train::PERSENT_DEV_FOLDS, rows.len())
+        .map_err(|e| anyhow::anyhow!("the committed folds: {e} (they are PerSenT dev's)"))?;
+    let settings = article_train::Settings::default();
+    let extra: Vec<article_train::Row> = article_train::cases(
+        pipeline,
+        lexicon,
+        article_train::CASES,
+        settings.cases_weight,
+    )
+    .map_err(|e| anyhow::anyhow!("the committed cases: {e}"))?
+    .into_iter()
+    .filter(|c| c.train)
+    .filter_map(|c| c.row)
+    .collect();
+    Ok(article_train::cross_validate(
+        rows, gold, &fold, &extra, &settings,
+    ))
 }

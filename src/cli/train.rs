@@ -13,7 +13,7 @@ use lab::{conll, datasets, ner_train, stance_train};
 use stancewatch::nlp::lexicon::Lexicon;
 use stancewatch::nlp::stance;
 
-use super::{read_conll, read_file};
+use super::{persent_pipeline, read_conll, read_file, Mode, ModeArgs};
 
 // The stance variant carries every training option; the enum is parsed once, so its size does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -121,6 +121,49 @@ pub enum TrainWhat {
         #[arg(long, default_value_t = 1)]
         ensemble: usize,
     },
+    /// The temperature that calibrates the fast mention model's probabilities (models/stance-calibration.json):
+    /// fitted on the embedded model's readings of the --newsmtsc files, each file's calibration error first
+    /// measured with the temperature fitted on the others (cross-validation by file), then fitted on all.
+    Calibration {
+        /// NewsMTSC files the model was not trained on (its dev files); at least two.
+        #[arg(long, required = true, num_args = 1)]
+        newsmtsc: Vec<PathBuf>,
+        #[arg(long, default_value = "models/stance-calibration.json")]
+        out: PathBuf,
+    },
+    /// The article-level stance model (crates/nlp/src/stance/article.rs), from PerSenT: the pipeline reads
+    /// every article, the target's readings are summed up, a logistic regression is cross-validated on the
+    /// committed folds (F1m, accuracy against the majority class, ECE and a reliability table), then fitted on
+    /// all of it with Platt calibration and written to --out (embed it with `cargo build --release`).
+    Article {
+        /// PerSenT dev (the committed folds are its articles').
+        #[arg(long)]
+        csv: PathBuf,
+        /// A 5-fold split instead of the committed one (TSV: index, document index, label, fold).
+        #[arg(long)]
+        folds: Option<PathBuf>,
+        /// Hand-written cases instead of the committed ones (JSON Lines; `"split": "train"` ones are learnt
+        /// from, `"check"` ones reported).
+        #[arg(long)]
+        cases: Option<PathBuf>,
+        /// Where to write the weights (default: models/article-fast.json or models/article-accurate.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Inverse L2 strength (as scikit-learn's C).
+        #[arg(long, default_value_t = 0.1)]
+        c: f32,
+        /// Class weights (n / 3 n_class) to this power.
+        #[arg(long, default_value_t = 0.5)]
+        class_power: f32,
+        /// Sample weight of the hand-written training cases.
+        #[arg(long, default_value_t = 1.0)]
+        cases_weight: f32,
+        /// Only print the cross-validated figures; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        mode: ModeArgs,
+    },
 }
 
 pub fn train(what: TrainWhat) -> Result<ExitCode> {
@@ -134,6 +177,8 @@ pub fn train(what: TrainWhat) -> Result<ExitCode> {
             folds,
         } => train_ner(&train, &dev, &out, epochs, bits, folds),
         stance @ TrainWhat::Stance { .. } => train_stance(stance),
+        article @ TrainWhat::Article { .. } => train_article(article),
+        TrainWhat::Calibration { newsmtsc, out } => train_calibration(&newsmtsc, &out),
     }
 }
 
@@ -597,6 +642,201 @@ fn train_accurate(
         "wrote {} ({size} bytes) in {:.0} s",
         out.display(),
         started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `train article`: see [`TrainWhat::Article`].
+fn train_article(what: TrainWhat) -> Result<ExitCode> {
+    use lab::article_train::{self, Settings};
+    let TrainWhat::Article {
+        csv,
+        folds,
+        cases,
+        out,
+        c,
+        class_power,
+        cases_weight,
+        dry_run,
+        mode,
+    } = what
+    else {
+        unreachable!("train() routes only the article command here")
+    };
+    let pipeline = persent_pipeline(&mode, None)?;
+    let lexicon = Lexicon::embedded();
+    let articles = datasets::parse_persent(&read_file(&csv)?)
+        .with_context(|| format!("parsing {}", csv.display()))?;
+    let folds_text = match &folds {
+        Some(f) => read_file(f)?,
+        None => article_train::PERSENT_DEV_FOLDS.to_string(),
+    };
+    let fold = article_train::parse_folds(&folds_text, articles.len())
+        .map_err(|e| anyhow::anyhow!("the folds: {e}"))?;
+    let workers = mode.workers.unwrap_or(match mode.mode {
+        Mode::Fast => 1,
+        Mode::Accurate => 8,
+    });
+    let started = Instant::now();
+    let analysed = lab::evaluation::analyse_all(&pipeline, &articles, workers.max(1));
+    let (rows, gold) = article_train::persent_rows(&lexicon, &articles, &analysed);
+    let cases_text = match &cases {
+        Some(f) => read_file(f)?,
+        None => article_train::CASES.to_string(),
+    };
+    let cases = article_train::cases(&pipeline, &lexicon, &cases_text, cases_weight)
+        .map_err(|e| anyhow::anyhow!("the cases: {e}"))?;
+    for case in cases.iter().filter(|c| c.row.is_none()) {
+        eprintln!("case {:?}: the pipeline did not find it", case.entity);
+    }
+    let extra: Vec<article_train::Row> = cases
+        .iter()
+        .filter(|c| c.train && cases_weight > 0.0)
+        .filter_map(|c| c.row)
+        .collect();
+    let settings = Settings {
+        c,
+        class_power,
+        cases_weight,
+    };
+    let report = article_train::cross_validate(&rows, &gold, &fold, &extra, &settings);
+    let mode_name = match mode.mode {
+        Mode::Fast => "fast",
+        Mode::Accurate => "accurate",
+    };
+    println!(
+        "{mode_name} mode: {} articles read in {:.1} s, target found in {}; {} training cases",
+        articles.len(),
+        started.elapsed().as_secs_f64(),
+        rows.iter().filter(|r| r.is_some()).count(),
+        extra.len()
+    );
+    print!("{}", article_train::report_text(&report));
+    let mut model = article_train::train(&rows, &fold, &extra, &settings);
+    let checks: Vec<_> = cases
+        .iter()
+        .filter(|c| !c.train)
+        .filter_map(|c| c.row.map(|row| (c, row)))
+        .collect();
+    let mut right = 0;
+    let mut lines = Vec::new();
+    for (case, row) in &checks {
+        let p = model.probs(&row.x);
+        let class = stance::classes::argmax(&p);
+        let got = stance::classes::label_of(class);
+        right += usize::from(got == case.label);
+        lines.push(format!(
+            "{} {}: {} (gold {}, score {:.2}){}",
+            case.kind,
+            case.entity,
+            got.as_str(),
+            case.label.as_str(),
+            model.score(&p, class),
+            if got == case.label { "" } else { " WRONG" }
+        ));
+    }
+    println!(
+        "hand-written check cases: {right} of {} right\n  {}",
+        checks.len(),
+        lines.join("\n  ")
+    );
+    let (f, sd) = article_train::mean_sd(&report.f1m);
+    let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    model.note = serde_json::json!({
+        "mode": mode_name,
+        "settings": {
+            "c": (f64::from(settings.c) * 1e6).round() / 1e6,
+            "class_power": (f64::from(settings.class_power) * 1e6).round() / 1e6,
+            "cases_weight": (f64::from(settings.cases_weight) * 1e6).round() / 1e6,
+        },
+        "cv_f1m_mean": round3(f),
+        "cv_f1m_sd": round3(sd),
+        "cv_accuracy": report.accuracy.iter().map(|x| round3(*x)).collect::<Vec<_>>(),
+        "cv_majority": report.majority.iter().map(|x| round3(*x)).collect::<Vec<_>>(),
+        "cv_pooled_ece": round3(report.pooled_ece),
+        "check_cases_right": format!("{right}/{}", checks.len()),
+        "command": format!("stancewatch train article --csv {} --mode {mode_name}", csv.display()),
+    });
+    if !dry_run {
+        let out = out.unwrap_or_else(|| PathBuf::from(format!("models/article-{mode_name}.json")));
+        std::fs::write(&out, serde_json::to_string_pretty(&model)? + "\n")
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!("wrote {} (cargo build --release embeds it)", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `train calibration`: see [`TrainWhat::Calibration`].
+fn train_calibration(files: &[PathBuf], out: &Path) -> Result<ExitCode> {
+    use lab::calibration::{at_temperature, ece, fit_temperature};
+    if files.len() < 2 {
+        bail!(
+            "give at least two --newsmtsc files, so that each can be measured with the others' fit"
+        );
+    }
+    let mut model = stance::embedded_model();
+    model.temperature = 1.0;
+    let lexicon = Lexicon::embedded();
+    let mut per_file = Vec::new();
+    for f in files {
+        let sentences = datasets::parse_newsmtsc(&read_file(f)?)
+            .with_context(|| format!("parsing {}", f.display()))?;
+        let examples = stance_train::examples(&lexicon, &sentences, model.bits, model.vectors());
+        let readings: Vec<(usize, [f32; 3])> = stance_train::readings(&model, &examples)
+            .into_iter()
+            .map(|(gold, p)| (stance::classes::class_of(gold), p))
+            .collect();
+        per_file.push((f, readings));
+    }
+    let calibration = |readings: &[(usize, [f32; 3])], t: f32| {
+        let (score, right): (Vec<f64>, Vec<bool>) = readings
+            .iter()
+            .map(|(gold, p)| {
+                let q = at_temperature(*p, t);
+                let c = stance::classes::argmax(&q);
+                (f64::from(q[c]), c == *gold)
+            })
+            .unzip();
+        ece(&score, &right, 10).0
+    };
+    let mut held_out = Vec::new();
+    for (i, (f, readings)) in per_file.iter().enumerate() {
+        let others: Vec<(usize, [f32; 3])> = per_file
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .flat_map(|(_, (_, r))| r.iter().copied())
+            .collect();
+        let t = fit_temperature(&others);
+        let (before, after) = (calibration(readings, 1.0), calibration(readings, t));
+        println!(
+            "{}: ECE {before:.4} uncalibrated, {after:.4} at the temperature fitted on the other files ({t:.3})",
+            f.display()
+        );
+        held_out.push(after);
+    }
+    let all: Vec<(usize, [f32; 3])> = per_file
+        .iter()
+        .flat_map(|(_, r)| r.iter().copied())
+        .collect();
+    let t = fit_temperature(&all);
+    let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
+    let json = serde_json::json!({
+        "temperature": (f64::from(t) * 10_000.0).round() / 10_000.0,
+        "note": {
+            "fitted_on": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+            "held_out_ece": held_out.iter().map(|x| round(*x)).collect::<Vec<_>>(),
+            "command": format!(
+                "stancewatch train calibration {}",
+                files.iter().map(|f| format!("--newsmtsc {}", f.display())).collect::<Vec<_>>().join(" ")
+            ),
+        }
+    });
+    std::fs::write(out, serde_json::to_string_pretty(&json)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "temperature {t:.4} (fitted on all); wrote {} (cargo build --release embeds it)",
+        out.display()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -114,17 +114,33 @@ pub fn predict_mtsc(
     sentences: &[MtscSentence],
     max_batch: usize,
 ) -> Result<Vec<(StanceLabel, StanceLabel)>, AccurateError> {
+    Ok(readings_mtsc(model, sentences, max_batch)?
+        .into_iter()
+        .map(|(gold, p)| {
+            (
+                gold,
+                p.map_or(StanceLabel::Neutral, |p| label_of(argmax(&p))),
+            )
+        })
+        .collect())
+}
+
+/// A target's gold label and the transformer's probabilities (against, neutral, favor); None for a target
+/// the token cap cut off.
+pub type Reading = (StanceLabel, Option<[f32; 3]>);
+
+/// Gold label and the transformer's probabilities of every target.
+pub fn readings_mtsc(
+    model: &AccurateModel,
+    sentences: &[MtscSentence],
+    max_batch: usize,
+) -> Result<Vec<Reading>, AccurateError> {
     let (inputs, classes) = mtsc_targets(sentences);
     let probs = model.probabilities(&inputs, max_batch)?;
     Ok(classes
         .iter()
         .zip(&probs)
-        .flat_map(|(cs, ps)| {
-            cs.iter().zip(ps).map(|(&c, p)| {
-                let pred = p.map_or(StanceLabel::Neutral, |p| label_of(argmax(&p)));
-                (label_of(c), pred)
-            })
-        })
+        .flat_map(|(cs, ps)| cs.iter().zip(ps).map(|(&c, p)| (label_of(c), *p)))
         .collect())
 }
 

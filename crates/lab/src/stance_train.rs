@@ -476,6 +476,14 @@ pub fn tune_offsets(model: &Model, examples: &[Example]) -> [f32; CLASSES] {
     best.0
 }
 
+/// Gold label and the model's probabilities (against, neutral, favor) of every example.
+pub fn readings(model: &Model, examples: &[Example]) -> Vec<(StanceLabel, [f32; CLASSES])> {
+    examples
+        .iter()
+        .map(|e| (label_of(e.class), model.probabilities(&e.features)))
+        .collect()
+}
+
 /// Gold and predicted labels of every example.
 pub fn predict_all(model: &Model, examples: &[Example]) -> Vec<(StanceLabel, StanceLabel)> {
     examples

@@ -10,7 +10,8 @@
 //! per article stays bounded. Which readings: the title first, then the entities' sentences in rounds (each
 //! entity's first sentence, most-mentioned entity first, then each one's second, ...), so every entity gets
 //! a transformer reading before any gets many. Mentions beyond the cap, and targets cut off by the token cap,
-//! keep the fast reading. The aggregator over the readings is refitted for accurate mode.
+//! keep the fast reading. The verdicts come from the article model fitted for these readings
+//! (`stance::article::accurate_model`).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -19,7 +20,7 @@ use super::batcher::Batcher;
 use super::model::{AccurateModel, SentenceTargets};
 use super::AccurateError;
 use crate::lexicon::Lexicon;
-use crate::stance::{self, aggregate, MentionStance};
+use crate::stance::{self, MentionStance};
 use crate::text::TextView;
 use crate::types::{Entity, Field};
 
@@ -52,25 +53,6 @@ pub struct Accurate {
     /// The adapter reads one target per pass (see [`super::model::MARKED`]).
     marked: bool,
 }
-
-/// Weights of the article-level aggregator over transformer readings, `[class][feature]` as in
-/// [`aggregate::AGGREGATOR`]: fitted on PerSenT dev by `stancewatch eval persent --mode accurate --tune` with
-/// l2 = 0.01, over the readings of the previous (target-pooled, unmarked) adapter with 8 sentences per
-/// article (F1m 0.538 on all, 5-fold cross-validated 0.512). Over the committed marked-target adapter's
-/// readings at the default 5 passes it gives 0.518 (fast mode: 0.502); refitting to those readings did no
-/// better (l2 0.01: 0.510 on all, 0.500 cross-validated), so it was kept. Check it whenever the adapter
-/// changes (`--tune` prints the current figure beside the refits).
-pub const AGGREGATOR: [[f32; aggregate::SUMMARY]; 3] = [
-    [
-        -0.739, 0.788, -0.445, -0.342, 0.411, 0.065, 0.735, -0.406, -0.741, 0.254, -0.023,
-    ],
-    [
-        0.726, -0.383, 0.346, 0.037, -0.173, -0.245, -0.267, 0.039, 0.16, -0.331, -0.301,
-    ],
-    [
-        0.014, -0.404, 0.099, 0.305, -0.238, 0.18, -0.468, 0.367, 0.581, 0.077, 0.323,
-    ],
-];
 
 impl Accurate {
     /// Loads the base weights from `base_dir` with the embedded adapter and starts the batcher.
@@ -169,12 +151,14 @@ impl Accurate {
             }
             Err(e) => failure = Some(e),
         }
-        let n_sentences = body.sentences().len();
-        for (e, entity) in entities.iter_mut().enumerate() {
-            let mine: Vec<&MentionStance> = mentions.iter().filter(|m| m.entity == e).collect();
-            entity.stance =
-                aggregate::verdict_with_aggregator(&AGGREGATOR, body, n_sentences, &mine);
-        }
+        stance::article::verdicts(
+            stance::article::accurate_model(),
+            lexicon,
+            body,
+            title,
+            &mentions,
+            entities,
+        );
         (mentions, failure)
     }
 }

@@ -8,8 +8,9 @@
 //!
 //! The article verdict is the author's: a mention inside a quotation or inside the reported speech of another
 //! entity ("X said Y is a disaster") says what X thinks of Y, so it counts for less toward the article's stance
-//! toward Y and is reported as a relation instead (see [`super::relations`]). How mentions are weighted and
-//! where the label thresholds sit was tuned on PerSenT dev ([`aggregate`]).
+//! toward Y and is reported as a relation instead (see [`crate::relations`]). How the readings of an entity
+//! become its verdict is learnt: [`article`], a small logistic regression over summaries of the readings and
+//! their context, cross-validated and calibrated on PerSenT.
 
 use std::ops::Range;
 
@@ -17,7 +18,7 @@ use super::lexicon::Lexicon;
 use super::text::TextView;
 use crate::types::{Entity, EntityType, Field, Stance, StanceLabel};
 
-pub mod aggregate;
+pub mod article;
 pub mod classes;
 pub mod dense;
 pub mod features;
@@ -35,11 +36,32 @@ const EMBEDDED_MODEL: &[u8] = include_bytes!(repo_file!("models/stance.bin"));
 /// # Panics
 /// If the embedded file does not load, which is a build defect (a model from other features, say).
 pub fn embedded_model() -> Model {
-    match Model::from_bytes(EMBEDDED_MODEL) {
+    let mut model = match Model::from_bytes(EMBEDDED_MODEL) {
         Ok(m) => m,
         Err(e) => panic!("embedded models/stance.bin: {e}"),
+    };
+    model.temperature = embedded_temperature();
+    model
+}
+
+/// The temperature fitted for the embedded model's probabilities (`stancewatch train calibration`, which
+/// writes `models/stance-calibration.json`), so that a reading's probability for its label is the chance that
+/// the label is right.
+///
+/// # Panics
+/// If the embedded file is malformed, a build defect.
+pub fn embedded_temperature() -> f32 {
+    #[derive(serde::Deserialize)]
+    struct Calibration {
+        temperature: f32,
+    }
+    match serde_json::from_str::<Calibration>(EMBEDDED_CALIBRATION) {
+        Ok(c) if c.temperature > 0.0 => c.temperature,
+        _ => panic!("embedded models/stance-calibration.json has no positive temperature"),
     }
 }
+
+const EMBEDDED_CALIBRATION: &str = include_str!(repo_file!("models/stance-calibration.json"));
 
 /// What the model says about one entity in one body or title sentence.
 #[derive(Debug, Clone)]
@@ -199,15 +221,14 @@ pub fn score(
     entities: &mut [Entity],
 ) -> Vec<MentionStance> {
     let mentions = mention_stances(lexicon, model, body, title, entities);
-    let n_sentences = body.sentences().len();
-    // Grouped in one pass: filtering all mentions once per entity is quadratic on a body of many names.
-    let mut by_entity: Vec<Vec<&MentionStance>> = vec![Vec::new(); entities.len()];
-    for m in &mentions {
-        by_entity[m.entity].push(m);
-    }
-    for (entity, mine) in entities.iter_mut().zip(&by_entity) {
-        entity.stance = aggregate::verdict(body, n_sentences, mine);
-    }
+    article::verdicts(
+        article::fast_model(),
+        lexicon,
+        body,
+        title,
+        &mentions,
+        entities,
+    );
     mentions
 }
 

@@ -49,6 +49,10 @@ pub struct Model {
     /// Word vectors and the hidden layer over them, whose class scores add to the linear ones (absent in a
     /// purely linear model); as trained, or in the run-time form that saved models have.
     pub dense: Option<DensePart>,
+    /// The class scores are divided by it before the softmax, so that the probabilities are calibrated
+    /// (temperature scaling). Not part of the model file: 1 when loaded; the embedded model takes the one
+    /// fitted for it (`models/stance-calibration.json`, see [`super::embedded_model`]).
+    pub temperature: f32,
 }
 
 impl Model {
@@ -58,6 +62,7 @@ impl Model {
             weights: crate::tables::table((1usize << bits) * CLASSES),
             offsets: [0.0; CLASSES],
             dense: None,
+            temperature: 1.0,
         }
     }
 
@@ -108,7 +113,7 @@ impl Model {
     pub fn probabilities(&self, f: &Features) -> [f32; CLASSES] {
         let mut z = self.logits(f);
         for c in 0..CLASSES {
-            z[c] += self.offsets[c];
+            z[c] = (z[c] + self.offsets[c]) / self.temperature;
         }
         softmax(z)
     }
