@@ -665,8 +665,12 @@ fn evidence(
     let full = probs[class].max(1e-9).ln();
     let mut others: Vec<(&MentionStance, &ReadingContext)> = Vec::with_capacity(readings.len());
     let mut ranked: Vec<(usize, f32)> = Vec::new();
-    for (i, &(m, _)) in readings.iter().enumerate() {
-        if m.field != Field::Body || m.sentence >= body.sentences().len() {
+    for (i, &(m, context)) in readings.iter().enumerate() {
+        // A neutral verdict's evidence is where a side could have been taken and was not: a sentence that
+        // only mentions the entity, with no stance-bearing word, does not bear on it. (A favor or against
+        // verdict keeps every sentence that drove it: the mention model also reads stance the lexicon lacks.)
+        let bears = context.stance_words || class != NEUTRAL;
+        if m.field != Field::Body || m.sentence >= body.sentences().len() || !bears {
             continue;
         }
         others.clear();

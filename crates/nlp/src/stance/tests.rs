@@ -259,3 +259,18 @@ fn projected_dense_part_matches_the_direct_one() {
         "{same} of {targets} targets read alike"
     );
 }
+
+#[test]
+fn a_neutral_verdict_cites_no_sentence_that_only_mentions_the_entity() {
+    // Sentences without a stance-bearing word, the entity only named in them.
+    let a = analyze(
+        "Saudi Arabia, the group's de facto leader, pushed for the pause. Officials from Saudi Arabia arrived on Monday.",
+    );
+    let saudi = a
+        .entities
+        .iter()
+        .find(|e| e.name == "Saudi Arabia")
+        .expect("Saudi Arabia found");
+    assert_eq!(saudi.stance.label, StanceLabel::Neutral);
+    assert!(saudi.stance.evidence.is_empty(), "{:?}", saudi.stance);
+}
