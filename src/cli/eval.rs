@@ -138,11 +138,7 @@ pub fn eval(what: EvalWhat) -> Result<ExitCode> {
             let started = Instant::now();
             // Articles are analysed by `workers` threads at once, as the service does; in accurate mode that
             // is what lets the transformer batch across articles.
-            let workers = mode.workers.unwrap_or(match mode.mode {
-                Mode::Fast => 1,
-                Mode::Accurate => 8,
-            });
-            let analysed = analyse_all(&pipeline, &articles, workers.max(1));
+            let analysed = analyse_all(&pipeline, &articles, mode.workers());
             let mut pairs = Vec::new();
             let mut found = 0usize;
             let mut failed = 0usize;

@@ -66,6 +66,19 @@ pub struct ModeArgs {
     pub workers: Option<usize>,
 }
 
+impl ModeArgs {
+    /// Articles analysed at once: `--workers`, else 1 in fast mode and 8 in accurate mode, where several
+    /// articles at once let the transformer batch across them.
+    pub fn workers(&self) -> usize {
+        self.workers
+            .unwrap_or(match self.mode {
+                Mode::Fast => 1,
+                Mode::Accurate => 8,
+            })
+            .max(1)
+    }
+}
+
 pub fn read_file(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
@@ -174,17 +187,14 @@ pub fn article_cv(
     let fold = article_train::parse_folds(article_train::PERSENT_DEV_FOLDS, rows.len())
         .map_err(|e| anyhow::anyhow!("the committed folds: {e} (they are PerSenT dev's)"))?;
     let settings = article_train::Settings::default();
-    let extra: Vec<article_train::Row> = article_train::cases(
+    let cases = article_train::cases(
         pipeline,
         lexicon,
         article_train::CASES,
         settings.cases_weight,
     )
-    .map_err(|e| anyhow::anyhow!("the committed cases: {e}"))?
-    .into_iter()
-    .filter(|c| c.train)
-    .filter_map(|c| c.row)
-    .collect();
+    .map_err(|e| anyhow::anyhow!("the committed cases: {e}"))?;
+    let extra = article_train::training_rows(&cases);
     Ok(article_train::cross_validate(
         rows, gold, &fold, &extra, &settings,
     ))

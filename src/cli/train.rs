@@ -673,12 +673,8 @@ fn train_article(what: TrainWhat) -> Result<ExitCode> {
     };
     let fold = article_train::parse_folds(&folds_text, articles.len())
         .map_err(|e| anyhow::anyhow!("the folds: {e}"))?;
-    let workers = mode.workers.unwrap_or(match mode.mode {
-        Mode::Fast => 1,
-        Mode::Accurate => 8,
-    });
     let started = Instant::now();
-    let analysed = lab::evaluation::analyse_all(&pipeline, &articles, workers.max(1));
+    let analysed = lab::evaluation::analyse_all(&pipeline, &articles, mode.workers());
     let (rows, gold) = article_train::persent_rows(&lexicon, &articles, &analysed);
     let cases_text = match &cases {
         Some(f) => read_file(f)?,
@@ -689,11 +685,11 @@ fn train_article(what: TrainWhat) -> Result<ExitCode> {
     for case in cases.iter().filter(|c| c.row.is_none()) {
         eprintln!("case {:?}: the pipeline did not find it", case.entity);
     }
-    let extra: Vec<article_train::Row> = cases
-        .iter()
-        .filter(|c| c.train && cases_weight > 0.0)
-        .filter_map(|c| c.row)
-        .collect();
+    let extra = if cases_weight > 0.0 {
+        article_train::training_rows(&cases)
+    } else {
+        Vec::new()
+    };
     let settings = Settings {
         c,
         class_power,

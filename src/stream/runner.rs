@@ -704,11 +704,14 @@ fn process(task: Task) {
 /// have the polling thread join itself. The last handle is dropped on a thread of its own instead.
 fn release_on_polling_thread(handle: Arc<TaskCtx>) {
     if let Some(last) = Arc::into_inner(handle) {
+        // If the thread cannot start, the closure is dropped here: the context is then leaked rather than
+        // dropped on this thread (the process is stopping anyway).
+        let last = std::mem::ManuallyDrop::new(last);
         let spawned = std::thread::Builder::new()
             .name("stancewatch-release".into())
-            .spawn(move || drop(last));
+            .spawn(move || drop(std::mem::ManuallyDrop::into_inner(last)));
         if let Err(error) = spawned {
-            error!(%error, "could not start a thread to close the producer; it is closed on its polling thread");
+            error!(%error, "could not start a thread to close the producer; its client is left open");
         }
     }
 }

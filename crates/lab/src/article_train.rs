@@ -82,6 +82,16 @@ pub struct Case {
     pub row: Option<Row>,
 }
 
+/// The rows the article model learns from among `cases`: the training split's, where the pipeline found
+/// the entity.
+pub fn training_rows(cases: &[Case]) -> Vec<Row> {
+    cases
+        .iter()
+        .filter(|c| c.train)
+        .filter_map(|c| c.row)
+        .collect()
+}
+
 /// The cases of `text` (see [`CASES`]) read by `pipeline`, their rows weighted `weight`.
 pub fn cases(
     pipeline: &Pipeline,
