@@ -1,8 +1,9 @@
 //! Cross-checks of the deployment files (docker/, helm/stancewatch/) against the code they deploy. Neither a
 //! Docker engine nor a Kubernetes cluster is available here, so what can be checked without one is:
 //!
-//! - every `stancewatch_*` metric the Grafana dashboards and the alert rules query is exported by a running
-//!   service (mock Kafka cluster), with the labels and label values the queries select on;
+//! - every `stancewatch_*` metric the Grafana dashboards, the alert rules and the KEDA autoscaler's prometheus
+//!   trigger query is exported by a running service (mock Kafka cluster), with the labels and label values the
+//!   queries select on;
 //! - the compose stack's Prometheus rules are the chart's rules rendered with the chart's defaults;
 //! - the chart's config template renders every key of config/default.toml, with the same defaults, and the
 //!   configurations rendered from the chart (by .ci/chart_render.py) load in stancewatch's own loader;
@@ -26,6 +27,7 @@ const CHART: &str = "helm/stancewatch";
 const ALERTS: &str = "helm/stancewatch/files/alerts.yaml";
 const COMPOSE_ALERTS: &str = "docker/prometheus/alerts.yml";
 const DASHBOARDS: &str = "helm/stancewatch/files/dashboards";
+const KEDA: &str = "helm/stancewatch/templates/keda-scaledobject.yaml";
 const LONG: Duration = Duration::from_secs(60);
 
 /// Labels Prometheus (or the Kubernetes service discovery of the ServiceMonitor) attaches to every scraped
@@ -142,6 +144,33 @@ fn rule_queries(rel: &str, text: &str) -> Vec<Query> {
         i += 1;
     }
     out
+}
+
+/// The PromQL of the KEDA ScaledObject's prometheus trigger, as its template writes it. Helm actions in it
+/// (`{{ .Release.Namespace }}`, the input topic) become `$helm`, a value the checker takes for a variable: it
+/// then checks that the label exists, not its value, which only a release knows.
+fn keda_queries() -> Vec<Query> {
+    let template = read(KEDA);
+    template
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && l.contains("stancewatch_"))
+        .map(|l| {
+            let mut expr = String::new();
+            let mut rest = l.trim_start_matches("query:").trim();
+            while let Some(open) = rest.find("{{") {
+                let close = rest[open..].find("}}").expect("action closes") + open;
+                expr.push_str(&rest[..open]);
+                expr.push_str("$helm");
+                rest = &rest[close + 2..];
+            }
+            expr.push_str(rest);
+            Query {
+                origin: format!("{KEDA} / prometheus trigger"),
+                expr,
+            }
+        })
+        .collect()
 }
 
 /// A metric selector in a query: `stancewatch_x{label op "value", ...}`.
@@ -382,6 +411,13 @@ async fn every_metric_in_the_dashboards_and_alert_rules_is_exported() {
         "the alert rules: {alert_queries:?}"
     );
     queries.extend(alert_queries);
+    let keda = keda_queries();
+    assert!(
+        keda.iter()
+            .any(|q| q.expr.contains("stancewatch_consumer_lag_seconds{")),
+        "the KEDA trigger on the lag in seconds: {keda:?}"
+    );
+    queries.extend(keda);
     let used: BTreeSet<String> = queries
         .iter()
         .flat_map(|q| metric_refs(&q.expr))
@@ -401,6 +437,7 @@ async fn every_metric_in_the_dashboards_and_alert_rules_is_exported() {
         key: Some(b"broken-1".to_vec()),
         payload: Some(b"not json".to_vec()),
         headers: vec![],
+        timestamp: None,
     });
     publish_all(&bootstrap, &topics.input, &input)
         .await
@@ -420,15 +457,21 @@ async fn every_metric_in_the_dashboards_and_alert_rules_is_exported() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Consumer lag comes from librdkafka statistics (every 500 ms in tests); wait for one report.
+    // Consumer lag comes from librdkafka statistics (every 500 ms in tests), and the lag in seconds needs
+    // them to tell a caught-up partition: wait for both.
     let deadline = Instant::now() + LONG;
     loop {
         let (status, body) = http_get(service.http_addr, "/metrics").await;
         assert_eq!(status, 200);
-        if body.contains("stancewatch_consumer_lag{") {
+        if body.contains("stancewatch_consumer_lag{")
+            && body.contains("stancewatch_consumer_lag_seconds{")
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "no consumer lag reported");
+        assert!(
+            Instant::now() < deadline,
+            "no consumer lag (messages and seconds) reported"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // stancewatch_kafka_errors_total{client,code} exists once librdkafka has reported an error: take the

@@ -492,6 +492,7 @@ async fn poison_records_never_stop_a_partition() {
             "traceparent".into(),
             b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_vec(),
         )],
+        timestamp: None,
     };
     let envelope = stancewatch::article::ENVELOPE_ALLOWANCE;
     for k in 0..4 {
@@ -536,6 +537,7 @@ async fn poison_records_never_stop_a_partition() {
                 key: None,
                 payload: Some(b"{\"id\": 7".to_vec()),
                 headers: vec![],
+                timestamp: None,
             },
             Expect::DeadLettered("invalid_json"),
         ));
@@ -643,6 +645,7 @@ async fn a_record_no_topic_accepts_stops_its_partition_or_is_skipped() {
             key: Some(b"poison".to_vec()),
             payload: Some(b"not json".to_vec()),
             headers: vec![],
+            timestamp: None,
         };
         let (poison_partition, poison_offset) = s.cluster.publish(&s.topics, &[poison]).await[0];
         // The service's first produce request is the poison's dead-letter record.

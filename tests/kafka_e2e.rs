@@ -162,6 +162,7 @@ async fn every_bad_input_kind_is_dead_lettered_and_good_ones_flow() {
         key: Some(key.as_bytes().to_vec()),
         payload: Some(payload.to_vec()),
         headers: vec![("traceparent".into(), b"00-feed-beef-01".to_vec())],
+        timestamp: None,
     };
     let cases: Vec<(Publish, RejectReason)> = vec![
         (
@@ -533,6 +534,130 @@ async fn backpressure_bounds_in_flight_bytes() {
     assert!(reader.dlq.is_empty());
     service.shutdown();
     service.wait().await.unwrap();
+}
+
+/// `stancewatch_consumer_lag_seconds` of each input partition in a `/metrics` body: partition → value.
+fn lag_seconds_series(body: &str, topic: &str) -> std::collections::BTreeMap<i32, f64> {
+    body.lines()
+        .filter(|l| l.starts_with("stancewatch_consumer_lag_seconds{"))
+        .map(|l| {
+            let (labels, value) = l.rsplit_once(' ').unwrap();
+            assert!(
+                labels.contains(&format!("topic=\"{topic}\"")),
+                "the input topic: {l}"
+            );
+            let partition = labels.split("partition=\"").nth(1).unwrap();
+            let partition = partition[..partition.find('"').unwrap()].parse().unwrap();
+            (partition, value.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Records stamped an hour ago, consumed slowly enough that a backlog waits: the lag in seconds of each
+/// partition reads an hour while its backlog drains (as scraped over HTTP), and 0 once everything is
+/// committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lag_in_seconds_is_the_age_of_the_backlog_and_zero_when_caught_up() {
+    let cluster = Cluster::mock();
+    let topics = cluster.topics(2).await;
+    let group = unique("g");
+    let bootstrap = cluster.bootstrap();
+    let mut config = cluster.config(&topics, &group);
+    // One slow worker and a small in-flight limit: the backlog waits in Kafka, not in the service.
+    config.processing.workers = 1;
+    config.processing.max_in_flight = 4;
+    let service = Service::new(config)
+        .with_analyzer(slow_pipeline(Duration::from_millis(150)))
+        .start()
+        .await
+        .unwrap();
+    let m = service.metrics.clone();
+    eventually(LONG, "assignment", || m.assigned_partitions() == 2).await;
+
+    let hour_ago = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    let input: Vec<Publish> = articles(60)
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| Publish {
+            timestamp: Some(hour_ago + i as i64),
+            ..p
+        })
+        .collect();
+    let positions = cluster.publish(&topics, &input).await;
+    let used: std::collections::BTreeSet<i32> = positions.iter().map(|(p, _)| *p).collect();
+    assert_eq!(used.len(), 2, "both partitions get records: {positions:?}");
+
+    // Every figure is either 0 (caught up) or at least the hour the records waited, never in between; each
+    // partition must show the hour while the backlog is still draining.
+    let handled = || m.articles(Outcome::Enriched) + m.articles(Outcome::DeadLettered);
+    let mut seen_hour = std::collections::BTreeSet::new();
+    let mut excerpt = None;
+    while handled() < input.len() as u64 {
+        let (status, body) = http_get(service.http_addr, "/metrics").await;
+        assert_eq!(status, 200);
+        let draining = handled() < input.len() as u64;
+        let series = lag_seconds_series(&body, &topics.input);
+        for (&p, &seconds) in &series {
+            assert!(
+                seconds == 0.0 || seconds >= 3599.0,
+                "partition {p}: {seconds} s is neither caught up nor the records' hour"
+            );
+            if seconds >= 3599.0 && draining {
+                seen_hour.insert(p);
+            }
+        }
+        // For the log: a scrape with every partition an hour behind, else the first with any.
+        let all_behind = series.len() == used.len() && series.values().all(|&s| s >= 3599.0);
+        let better = match &excerpt {
+            None => true,
+            Some((_, _, all)) => all_behind && !all,
+        };
+        if draining && !series.is_empty() && better {
+            excerpt = Some((handled(), body.clone(), all_behind));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        seen_hour, used,
+        "every partition reported its backlog's age while it drained"
+    );
+    let (handled_then, body, _) = excerpt.unwrap();
+    println!(
+        "/metrics while draining ({handled_then} of {} handled):",
+        input.len()
+    );
+    for line in body.lines().filter(|l| l.contains("consumer_lag")) {
+        println!("  {line}");
+    }
+
+    block(|| wait_all_committed(&bootstrap, &group, &topics, LONG));
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let (_, body) = http_get(service.http_addr, "/metrics").await;
+        let series = lag_seconds_series(&body, &topics.input);
+        if series.len() == 2 && series.values().all(|&s| s == 0.0) {
+            println!("/metrics once caught up:");
+            for line in body.lines().filter(|l| l.contains("consumer_lag")) {
+                println!("  {line}");
+            }
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lag in seconds never returned to 0: {series:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for p in 0..2 {
+        assert_eq!(m.consumer_lag_seconds(&topics.input, p), Some(0.0));
+    }
+    service.shutdown();
+    service.wait().await.unwrap();
+    assert_eq!(
+        m.consumer_lag_seconds(&topics.input, 0),
+        None,
+        "the partitions' series go with them when they are revoked"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -64,6 +64,7 @@ pub fn demo(args: Args) -> Result<ExitCode> {
                 "traceparent".into(),
                 format!("00-{:032x}-{:016x}-01", i + 1, i + 1).into_bytes(),
             )],
+            timestamp: None,
         });
     }
     // Two broken inputs, to show that bad input is dead-lettered rather than dropped or fatal.
@@ -71,11 +72,13 @@ pub fn demo(args: Args) -> Result<ExitCode> {
         key: Some(b"broken-1".to_vec()),
         payload: Some(b"{\"id\": \"broken-1\", \"body\": ".to_vec()),
         headers: vec![],
+        timestamp: None,
     });
     articles.push(Publish {
         key: Some(b"broken-2".to_vec()),
         payload: Some(br#"{"id": "broken-2", "title": "No body"}"#.to_vec()),
         headers: vec![],
+        timestamp: None,
     });
     let expected = articles.len();
 

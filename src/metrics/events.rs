@@ -311,8 +311,9 @@ pub enum Revocation<'a> {
     },
 }
 
-/// Partitions were taken from this instance; it now holds `held`.
+/// Partitions of `topic` were taken from this instance; it now holds `held`.
 pub struct PartitionsRevoked<'a> {
+    pub topic: &'a str,
     pub partitions: &'a [i32],
     pub how: Revocation<'a>,
     pub held: usize,
@@ -323,6 +324,13 @@ impl InternalEvent for PartitionsRevoked<'_> {
         let partitions = self.partitions;
         m.rebalances.with_label_values(&["revoke"]).inc();
         m.assigned_partitions.set(self.held as i64);
+        // The partitions' next owner reports their lag in time now; a stale figure left here would double
+        // them in a max over the group until the next refresh.
+        for p in partitions {
+            let _ = m
+                .consumer_lag_seconds
+                .remove_label_values(&[self.topic, &p.to_string()]);
+        }
         match self.how {
             Revocation::Aborted => {}
             Revocation::Lost => {
@@ -434,6 +442,32 @@ impl InternalEvent for ConsumerLag<'_> {
             m.consumer_lag
                 .with_label_values(&[self.topic, &partition.to_string()])
                 .set(*lag);
+        }
+    }
+}
+
+/// How old the oldest unprocessed record of each assigned input partition is, in seconds (see
+/// `OffsetTracker::lags`); None for a partition with no figure yet, whose series is left out.
+pub struct ConsumerLagSeconds<'a> {
+    pub topic: &'a str,
+    pub lags: &'a [(i32, Option<f64>)],
+}
+
+impl InternalEvent for ConsumerLagSeconds<'_> {
+    fn emit(self, m: &Metrics) {
+        // Set or removed one by one rather than reset and refilled, so that a scrape in between never sees
+        // a partition's series missing.
+        for (partition, lag) in self.lags {
+            let labels = [self.topic, &partition.to_string()];
+            match lag {
+                Some(seconds) => m
+                    .consumer_lag_seconds
+                    .with_label_values(&labels)
+                    .set(*seconds),
+                None => {
+                    let _ = m.consumer_lag_seconds.remove_label_values(&labels);
+                }
+            }
         }
     }
 }

@@ -14,8 +14,8 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::article::RejectReason;
@@ -75,6 +75,7 @@ pub struct Metrics {
     in_flight: IntGauge,
     in_flight_bytes: IntGauge,
     consumer_lag: IntGaugeVec,
+    consumer_lag_seconds: GaugeVec,
     rebalances: IntCounterVec,
     producer_queue: IntGauge,
     produce_retries: IntCounter,
@@ -168,6 +169,16 @@ impl Metrics {
             )),
             consumer_lag: reg!(IntGaugeVec::new(
                 Opts::new(name("consumer_lag"), "Messages between the committed offset and the partition's end."),
+                &["topic", "partition"]
+            )),
+            consumer_lag_seconds: reg!(GaugeVec::new(
+                Opts::new(
+                    name("consumer_lag_seconds"),
+                    "Age of the oldest input record not yet processed, per assigned partition, from its Kafka \
+                     timestamp: the oldest consumed but uncommitted record, or, when none is and the partition \
+                     lags in messages, the last consumed record (an upper bound); 0 when caught up. Absent \
+                     while no timestamp is known."
+                ),
                 &["topic", "partition"]
             )),
             rebalances: reg!(IntCounterVec::new(
@@ -294,6 +305,23 @@ impl Metrics {
 
     pub fn blocked_partitions(&self) -> i64 {
         self.blocked_partitions.get()
+    }
+
+    /// `consumer_lag_seconds` of a partition of `topic`, None while it is not exported. Read from what a
+    /// scrape would collect, so that asking does not create the series.
+    pub fn consumer_lag_seconds(&self, topic: &str, partition: i32) -> Option<f64> {
+        use prometheus::core::Collector;
+        let partition = partition.to_string();
+        self.consumer_lag_seconds
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .find(|m| {
+                let labels = m.get_label();
+                let has = |n: &str, v: &str| labels.iter().any(|l| l.name() == n && l.value() == v);
+                has("topic", topic) && has("partition", &partition)
+            })
+            .map(|m| m.get_gauge().get_value())
     }
 
     pub fn articles(&self, outcome: Outcome) -> u64 {

@@ -16,7 +16,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
 use super::delivery::{on_delivery, Delivery};
-use super::offsets::OffsetTracker;
+use super::offsets::{EndStats, OffsetTracker};
 use crate::http::Health;
 use crate::metrics::events::{
     ConsumerLag, KafkaClientError, OffsetsCommitted, PartitionsAssigned, PartitionsRevoked,
@@ -138,7 +138,7 @@ impl ClientContext for ConsumerCtx {
         let s = &self.shared;
         s.health.set_connected(any_broker_up(&stats));
         // Partition -1 is librdkafka's internal "unassigned" queue; a lag of -1 means unknown.
-        let lags: Vec<(i32, i64)> = stats
+        let known: Vec<(i32, &rdkafka::statistics::Partition)> = stats
             .topics
             .get(&s.input_topic)
             .map(|topic| {
@@ -146,10 +146,26 @@ impl ClientContext for ConsumerCtx {
                     .partitions
                     .iter()
                     .filter(|(p, part)| **p >= 0 && part.consumer_lag >= 0)
-                    .map(|(p, part)| (*p, part.consumer_lag))
+                    .map(|(p, part)| (*p, part))
                     .collect()
             })
             .unwrap_or_default();
+        let lags: Vec<(i32, i64)> = known
+            .iter()
+            .map(|(p, part)| (*p, part.consumer_lag))
+            .collect();
+        // librdkafka counts consumer_lag from the committed offset to the partition's end (the high
+        // watermark, or the last stable offset under read_committed), so the two give that end back: what
+        // the lag in seconds needs to tell "caught up" from "records wait that were not fetched yet".
+        let ends: Vec<(i32, EndStats)> = known
+            .iter()
+            .map(|(p, part)| {
+                let committed = part.committed_offset;
+                let end = committed + part.consumer_lag;
+                (*p, EndStats { end, committed })
+            })
+            .collect();
+        s.tracker.observe_ends(&ends);
         s.metrics.emit(ConsumerLag {
             topic: &s.input_topic,
             lags: &lags,
@@ -197,6 +213,7 @@ impl ConsumerContext for ConsumerCtx {
         };
         s.tracker.revoke(&partitions);
         s.metrics.emit(PartitionsRevoked {
+            topic: &s.input_topic,
             partitions: &partitions,
             how,
             held: s.held_partitions(),

@@ -79,6 +79,8 @@ pub struct Publish {
     /// None: a tombstone.
     pub payload: Option<Vec<u8>>,
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The record's Kafka timestamp (CreateTime), ms since the epoch; None: the time it is produced.
+    pub timestamp: Option<i64>,
 }
 
 /// Produces `records` to `topic` and waits until all are acknowledged; returns each record's (partition,
@@ -120,6 +122,9 @@ pub async fn publish_all_with(
         }
         if let Some(k) = &r.key {
             fr = fr.key(k);
+        }
+        if let Some(t) = r.timestamp {
+            fr = fr.timestamp(t);
         }
         producer.send(fr, Timeout::After(Duration::from_secs(30)))
     });

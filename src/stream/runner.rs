@@ -35,7 +35,7 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use super::context::{ConsumerCtx, ProducerCtx, Shared};
-use super::offsets::OffsetTracker;
+use super::offsets::{Lag, OffsetTracker};
 use super::records::{dlq_record, enriched_records, output_rejected, InputRecord, OutputTopics};
 use super::sched::{self, on_batch_thread};
 use super::sink::{
@@ -49,9 +49,9 @@ use crate::config::{Config, KafkaLimits, OnUndeliverable, OutputConfig};
 use crate::enriched::EnrichedArticle;
 use crate::http::{self, Health};
 use crate::metrics::events::{
-    ArticleHandled, ArticleRejected, Backpressure, BlockedPartitions, DeliveryAbandoned,
-    ProducerFailed, RecordConsumed, RecordRedelivered, RecordUndeliverable, StageTimed,
-    UndeliverableAction,
+    ArticleHandled, ArticleRejected, Backpressure, BlockedPartitions, ConsumerLagSeconds,
+    DeliveryAbandoned, ProducerFailed, RecordConsumed, RecordRedelivered, RecordUndeliverable,
+    StageTimed, UndeliverableAction,
 };
 use crate::metrics::{EntityTally, Metrics, Outcome, Stage};
 
@@ -66,6 +66,10 @@ const HOLD_BEFORE_PAUSE: Duration = Duration::from_secs(1);
 const HOLD_COMMIT_INTERVAL: Duration = Duration::from_millis(10);
 /// While holding, how long the loop sleeps between looks at the limits.
 const HOLD_NAP: Duration = Duration::from_millis(5);
+/// How often the lag in seconds is worked out again. An age grows with the clock, not with events, so it is
+/// refreshed on a timer: once a second is finer than any scrape interval and costs one pass over the
+/// assigned partitions.
+const LAG_SECONDS_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -446,6 +450,26 @@ fn consumer_loop(
     // Since when the loop has been at the in-flight limit, if it is.
     let mut at_limit_since: Option<Instant> = None;
 
+    let mut last_lag_refresh: Option<Instant> = None;
+    let refresh_lag_seconds = |last: &mut Option<Instant>| {
+        if last.is_some_and(|t| t.elapsed() < LAG_SECONDS_INTERVAL) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let lags: Vec<(i32, Option<f64>)> = tracker
+            .lags(chrono::Utc::now().timestamp_millis())
+            .into_iter()
+            .map(|(p, lag)| match lag {
+                Lag::Seconds(s) => (p, Some(s)),
+                Lag::Unknown => (p, None),
+            })
+            .collect();
+        metrics.emit(ConsumerLagSeconds {
+            topic: &shared.input_topic,
+            lags: &lags,
+        });
+    };
+
     let commit_due = |last_commit: &mut Instant, holding: bool| {
         let waiting = tracker.done_uncommitted();
         let interval = if holding {
@@ -461,6 +485,7 @@ fn consumer_loop(
 
     while !stop.load(Ordering::SeqCst) {
         shared.health.beat();
+        refresh_lag_seconds(&mut last_lag_refresh);
         if ctx
             .fatal
             .lock()
@@ -539,6 +564,7 @@ fn consumer_loop(
     info!(pending, "stopping: draining in-flight articles");
     while tracker.pending(None) > 0 && Instant::now() < deadline && !shared.is_aborted() {
         shared.health.beat();
+        refresh_lag_seconds(&mut last_lag_refresh);
         let _ = consumer.poll(POLL_INTERVAL);
         commit_due(&mut last_commit, false);
     }
@@ -623,7 +649,10 @@ fn dispatch(msg: &BorrowedMessage<'_>, ctx: &Arc<TaskCtx>) {
             .unwrap_or_default(),
         timestamp: msg.timestamp().to_millis(),
     };
-    let generation = match shared.tracker.track(input.partition, input.offset) {
+    let generation = match shared
+        .tracker
+        .track(input.partition, input.offset, input.timestamp)
+    {
         Ok(g) => g,
         Err(e) => {
             // Already tracked, so already being processed or done: processing it again would only duplicate.

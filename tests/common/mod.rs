@@ -203,6 +203,7 @@ pub fn articles(n: usize) -> Vec<Publish> {
                     "traceparent".into(),
                     format!("00-{:032x}-{:016x}-01", i + 1, i + 7).into_bytes(),
                 )],
+                timestamp: None,
             }
         })
         .collect()

@@ -652,6 +652,7 @@ fn publishable(a: &BenchArticle) -> Publish {
         key: Some(a.id.clone().into_bytes()),
         payload: Some(a.json.clone()),
         headers: vec![],
+        timestamp: None,
     }
 }
 
