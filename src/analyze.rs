@@ -164,7 +164,7 @@ mod tests {
             .find(|x| x.name == "Harbour Energy Cooperative")
             .expect("watchlist entity found");
         assert_eq!(hec.entity_type, EntityType::Org);
-        assert_eq!(hec.entity_id, "sw:harbour-energy-cooperative");
+        assert_eq!(hec.entity_id, "kb:harbour-energy-cooperative");
         let putin = e
             .entities
             .iter()

@@ -1,6 +1,6 @@
 //! `stancewatch eval`: the models' figures on annotated data. `eval ner` on CoNLL-2003 (conlleval's entity-level
 //! exact match), `eval stance` on NewsMTSC (mention stance), `eval persent` on PerSenT (article stance through
-//! the whole pipeline). The measuring is the `lab` crate's; this file reads the files and prints.
+//! the whole pipeline), `eval identity` on PerSenT or article JSON Lines (one entity, one id). The measuring is the `lab` crate's; this file reads the files and prints.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -62,10 +62,33 @@ pub enum EvalWhat {
         #[command(flatten)]
         mode: ModeArgs,
     },
+    /// Identity across articles: whether each PerSenT target gets one id in all its articles, the share of
+    /// mentions linked to the knowledge base per type, and names that still hold a title, an opener, a place
+    /// compound or a foreign function word.
+    Identity {
+        /// PerSenT CSV (targets named per article).
+        #[arg(
+            long,
+            conflicts_with = "articles",
+            required_unless_present = "articles"
+        )]
+        persent: Option<PathBuf>,
+        /// Articles as JSON Lines in the input contract's shape (e.g. examples/articles.jsonl); no targets.
+        #[arg(long)]
+        articles: Option<PathBuf>,
+        /// Print the figures as one JSON object on the last line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn eval(what: EvalWhat) -> Result<ExitCode> {
     match what {
+        EvalWhat::Identity {
+            persent,
+            articles,
+            json,
+        } => eval_identity(persent.as_deref(), articles.as_deref(), json),
         EvalWhat::Ner { conll, model, json } => eval_ner(&conll, model.as_deref(), json),
         EvalWhat::Stance {
             newsmtsc,
@@ -359,4 +382,56 @@ fn print_scores(what: &str, s: &stance_train::Scores) {
         "  confusion (rows gold, columns predicted; against, neutral, favor): {:?}",
         s.confusion
     );
+}
+
+/// Articles' texts and targets from either file shape, measured by `lab::identity`.
+fn eval_identity(persent: Option<&Path>, articles: Option<&Path>, json: bool) -> Result<ExitCode> {
+    let mut docs: Vec<(Option<String>, String, String)> = Vec::new();
+    let what = persent.or(articles).map(Path::display);
+    if let Some(csv) = persent {
+        for a in datasets::parse_persent(&read_file(csv)?)
+            .with_context(|| format!("parsing {}", csv.display()))?
+        {
+            docs.push((Some(a.target), a.title, a.document));
+        }
+    }
+    if let Some(path) = articles {
+        for (i, line) in read_file(path)?.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let a = stancewatch::article::Article::parse(line.as_bytes(), Default::default())
+                .map_err(|e| anyhow::anyhow!("{}, line {}: {e}", path.display(), i + 1))?;
+            docs.push((None, a.title.unwrap_or_default(), a.body));
+        }
+    }
+    let r = lab::identity::measure_documents(&docs);
+    println!(
+        "{}: {} articles",
+        what.map(|w| w.to_string()).unwrap_or_default(),
+        r.articles
+    );
+    if r.with_target > 0 {
+        println!(
+            "targets: {} (by surname) in {} articles, found in {}; same id as the target's most frequent: {:.4}; ids per target {:.3}",
+            r.targets, r.with_target, r.target_found, r.consistent_share, r.ids_per_target
+        );
+        for (target, ids) in &r.most_split {
+            println!("  {target}: {}", ids.join(" "));
+        }
+    }
+    for (ty, l) in &r.linked {
+        println!(
+            "linked {ty:<8} {:>6} of {:>6} mentions ({:.4})",
+            l.linked, l.mentions, l.share
+        );
+    }
+    for (flaw, n) in &r.flawed {
+        let examples = &r.flawed_examples[flaw];
+        println!("names with {flaw}: {n} {examples:?}");
+    }
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    }
+    Ok(ExitCode::SUCCESS)
 }

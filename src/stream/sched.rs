@@ -87,17 +87,28 @@ mod tests {
                 .create()
                 .unwrap()
         });
-        let batch_rdk_threads = std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|task| {
-                let task = task.ok()?.path();
-                let name = std::fs::read_to_string(task.join("comm")).ok()?;
-                let tid: libc::pid_t = task.file_name()?.to_str()?.parse().ok()?;
-                // SAFETY: a thread id of this process; a thread gone meanwhile gives -1.
-                let policy = unsafe { libc::sched_getscheduler(tid) };
-                (name.starts_with("rdk:") && policy == libc::SCHED_BATCH).then_some(name)
-            })
-            .count();
+        let count = || {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|task| {
+                    let task = task.ok()?.path();
+                    let name = std::fs::read_to_string(task.join("comm")).ok()?;
+                    let tid: libc::pid_t = task.file_name()?.to_str()?.parse().ok()?;
+                    // SAFETY: a thread id of this process; a thread gone meanwhile gives -1.
+                    let policy = unsafe { libc::sched_getscheduler(tid) };
+                    (name.starts_with("rdk:") && policy == libc::SCHED_BATCH).then_some(name)
+                })
+                .count()
+        };
+        // librdkafka starts the broker threads from its main thread, a moment after create() returns.
+        let mut batch_rdk_threads = count();
+        for _ in 0..50 {
+            if batch_rdk_threads >= 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            batch_rdk_threads = count();
+        }
         drop(producer);
         // librdkafka's main thread and the bootstrap broker's thread at least.
         assert!(

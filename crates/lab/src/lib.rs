@@ -15,6 +15,7 @@ pub mod datasets;
 pub mod distill;
 pub mod evaluation;
 pub mod feeds;
+pub mod identity;
 pub mod ner_train;
 pub mod stance_train;
 #[cfg(feature = "accurate")]

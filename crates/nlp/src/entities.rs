@@ -15,6 +15,7 @@ use std::ops::Range;
 
 use crate::kb::{derive_id, KnowledgeBase, MatchKind, PhraseTrie};
 use crate::ner::{NerType, Tagger, TaggerInput};
+use crate::spans::{self, NameSpan};
 use crate::text::{self, TextView, Token};
 use crate::types::{Entity, EntityType, Field, Mention, Stance, StanceLabel};
 
@@ -47,6 +48,8 @@ struct Candidate {
     cue: Option<EntityType>,
     /// Title re-matching already knows which body group this is.
     group: Option<usize>,
+    /// Tokens of the title written before the name ("Sen.").
+    title: Option<Range<usize>>,
 }
 
 /// The tagger plus what linking needs beyond the knowledge base's own matcher.
@@ -66,21 +69,24 @@ impl std::fmt::Debug for Recogniser {
 
 impl Recogniser {
     pub fn new(kb: &KnowledgeBase, tagger: Tagger) -> Self {
-        let mut group_adjectives = HashMap::new();
+        // Two groups can share an adjective ("American people", "American Muslims"): a people noun beats a
+        // religion, then the group loaded first, so the choice never depends on the order phrases are walked in.
+        let mut ranked: HashMap<String, (bool, usize)> = HashMap::new();
         for (keys, entity, _) in kb.phrases() {
             if kb.entity(entity).entity_type != EntityType::Group || keys.len() != 2 {
                 continue;
             }
             let tail = keys[1].to_lowercase();
-            if listed(PEOPLE_NOUNS, &tail)
-                || matches!(tail.as_str(), "muslims" | "christians" | "islam")
-            {
-                group_adjectives.insert(keys[0].to_lowercase(), entity);
+            let people = listed(PEOPLE_NOUNS, &tail);
+            if people || matches!(tail.as_str(), "muslims" | "christians" | "islam") {
+                let rank = (!people, entity);
+                let slot = ranked.entry(keys[0].to_lowercase()).or_insert(rank);
+                *slot = (*slot).min(rank);
             }
         }
         Recogniser {
             tagger,
-            group_adjectives,
+            group_adjectives: ranked.into_iter().map(|(k, (_, e))| (k, e)).collect(),
         }
     }
 
@@ -213,16 +219,17 @@ fn detect(
     let matches = kb.find_all(view);
     let mut touched = vec![false; tokens.len()];
     let mut out = Vec::new();
-    for (range, ty) in adjust_spans(kb, rec, view, spans) {
-        let Some(range) = bounded_span(view, range) else {
+    for span in adjust_spans(kb, rec, view, spans) {
+        let Some(range) = bounded_span(view, span.tokens) else {
             continue;
         };
-        let (range, ty) = (&range, &ty);
+        let (range, ty) = (&range, &span.ty);
         let mut c = Candidate {
             tokens: range.clone(),
             kb: None,
             cue: Some(*ty),
             group: None,
+            title: span.title,
         };
         let keys: Vec<String> = tokens[range.clone()]
             .iter()
@@ -242,7 +249,7 @@ fn detect(
             c.tokens = m.tokens.clone();
             c.kb = Some(m.entity);
             c.cue = Some(EntityType::Group);
-        } else if let Some((entity, kind)) = kb.lookup(&keys) {
+        } else if let Some((entity, kind)) = kb.lookup(&keys).filter(|&(e, _)| agrees(kb, e, *ty)) {
             let people_noun = next_lower.is_some_and(|w| listed(PEOPLE_NOUNS, w));
             if kind == MatchKind::Demonym && people_noun {
                 c.cue = Some(EntityType::Group);
@@ -257,6 +264,9 @@ fn detect(
         } else if let Some(&g) = rec.group_adjectives.get(&keys.join(" ").to_lowercase()) {
             c.kb = Some(g);
             c.cue = Some(EntityType::Group);
+        } else if let Some(person) = without_middle_names(kb, &keys, *ty) {
+            c.kb = Some(person);
+            c.cue = Some(EntityType::Person);
         }
         for t in c.tokens.clone() {
             touched[t] = true;
@@ -265,7 +275,8 @@ fn detect(
     }
     for m in matches {
         let one_sentence = tokens[m.tokens.start].sentence == tokens[m.tokens.end - 1].sentence;
-        if m.tokens.clone().any(|t| touched[t]) || !one_sentence {
+        let alone = kb.entity(m.entity).match_alone;
+        if m.tokens.clone().any(|t| touched[t]) || !one_sentence || !alone {
             continue;
         }
         out.push(Candidate {
@@ -273,6 +284,7 @@ fn detect(
             tokens: m.tokens,
             kb: Some(m.entity),
             group: None,
+            title: None,
         });
     }
     out.sort_by_key(|c| (c.tokens.start, c.tokens.end));
@@ -326,7 +338,7 @@ fn adjust_spans(
     rec: &Recogniser,
     view: &TextView<'_>,
     spans: &[(Range<usize>, EntityType)],
-) -> Vec<(Range<usize>, EntityType)> {
+) -> Vec<NameSpan> {
     let tokens = view.tokens();
     let keys = |r: &Range<usize>| -> Vec<String> {
         tokens[r.clone()].iter().map(|t| t.key.clone()).collect()
@@ -361,7 +373,32 @@ fn adjust_spans(
         }
         out.push((range, ty));
     }
-    out
+    out.into_iter()
+        .flat_map(|(range, ty)| spans::tidy(kb, view, range, ty))
+        .collect()
+}
+
+/// A span may link to a knowledge-base entity of another type when the entity is one the matcher looks for on
+/// its own (curated: "Google" tagged a person is the company); a generated, link-only entity (a town whose
+/// GeoNames alternate name is "Asala") links only a span the tagger typed as it.
+fn agrees(kb: &KnowledgeBase, entity: usize, ty: EntityType) -> bool {
+    let e = kb.entity(entity);
+    e.match_alone || e.entity_type == ty
+}
+
+/// "Donald J. Trump", "Hillary Rodham Clinton": a person span of three words or more that the knowledge base
+/// knows by its first and last word.
+fn without_middle_names(kb: &KnowledgeBase, keys: &[String], ty: EntityType) -> Option<usize> {
+    let words: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.chars().any(char::is_alphabetic))
+        .collect();
+    if ty != EntityType::Person || words.len() < 3 {
+        return None;
+    }
+    let short = [words[0].clone(), words[words.len() - 1].clone()];
+    let (entity, _) = kb.lookup(&short)?;
+    (kb.entity(entity).entity_type == EntityType::Person).then_some(entity)
 }
 
 /// Most words of a title-case headline are capitalised, so capitals there say nothing about names.
@@ -440,6 +477,11 @@ fn mention_info(view: &TextView<'_>, field: Field, c: &Candidate) -> MentionInfo
             text: view.span_text(c.tokens.clone()).to_string(),
             sentence: tokens[c.tokens.start].sentence,
             field,
+            title: c
+                .title
+                .clone()
+                .map(|t| clean_name(view.span_text(t)))
+                .filter(|t| !t.is_empty()),
         },
         surface,
         words: word_tokens.len(),
@@ -484,6 +526,17 @@ impl Groups {
             g
         });
         self.mentions[g].push(info);
+    }
+
+    /// The groups merged into each root, indexed by root (empty for groups that are not roots).
+    fn members(&mut self) -> Vec<Vec<usize>> {
+        let n = self.mentions.len();
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for g in 0..n {
+            let r = self.find(g);
+            members[r].push(g);
+        }
+        members
     }
 
     fn find(&mut self, g: usize) -> usize {
@@ -560,8 +613,13 @@ impl Groups {
         }
         let mut pairs = Vec::new();
         for g in 0..n {
+            // The tagger types a lone surname an organisation now and then ("Bezos", "DeVos"); the full name
+            // elsewhere in the article says who it is.
             let lone = self.kb[g].is_none()
-                && matches!(types[g], EntityType::Person | EntityType::Misc)
+                && matches!(
+                    types[g],
+                    EntityType::Person | EntityType::Misc | EntityType::Org
+                )
                 && self.mentions[g]
                     .iter()
                     .all(|m| m.words == 1 && m.acronym.is_none());
@@ -579,6 +637,7 @@ impl Groups {
                     h != g
                         && (types[h] == EntityType::Person
                             || (types[g] == EntityType::Person && types[h] == EntityType::Misc))
+                        && (types[g] != EntityType::Org || types[h] == EntityType::Person)
                 })
                 .map(|h| (self.first_position(h), h))
                 .collect();
@@ -592,7 +651,69 @@ impl Groups {
             }
         }
         for (g, h) in pairs {
-            self.union(g, h);
+            if self.union(g, h) && types[g] == EntityType::Org {
+                for m in &mut self.mentions[g] {
+                    m.cue = Some(EntityType::Person);
+                }
+            }
+        }
+    }
+
+    /// "Clinton" in an article that never gives the full name: the knowledge base's person of that surname the
+    /// article points to. A title on a mention that the person's role holds ("President", "Sen.") and the
+    /// person's country among the article's known places weigh with the person's notability; two people too
+    /// close to tell apart leave the name unlinked, with an id of its own, rather than guess.
+    fn link_surnames(&mut self, kb: &KnowledgeBase) {
+        let members = self.members();
+        let mut countries: Vec<&str> = Vec::new();
+        for k in self.kb.iter().flatten() {
+            let e = kb.entity(*k);
+            if e.kind == "country" {
+                countries.push(&e.name);
+            }
+        }
+        for (root, group_ids) in members.iter().enumerate() {
+            if group_ids.is_empty() || self.kb[root].is_some() {
+                continue;
+            }
+            let mentions: Vec<&MentionInfo> =
+                group_ids.iter().flat_map(|&g| &self.mentions[g]).collect();
+            let surface = &mentions[0].surface;
+            let one_name = mentions.iter().all(|m| &m.surface == surface);
+            if !one_name || vote(mentions.iter().map(|m| m.cue)) != EntityType::Person {
+                continue;
+            }
+            let keys: Vec<String> = surface.split(' ').map(str::to_string).collect();
+            let titles: Vec<String> = mentions
+                .iter()
+                .filter_map(|m| m.mention.title.as_deref())
+                .flat_map(|t| t.split_whitespace().map(office_word))
+                .collect();
+            let score = |p: usize| {
+                let e = kb.entity(p);
+                let role = e.role.as_deref().unwrap_or_default().to_lowercase();
+                let titled = titles
+                    .iter()
+                    .any(|t| crate::names::is_title(t) && role.contains(t.as_str()));
+                let at_home = e.country.as_deref().is_some_and(|c| countries.contains(&c));
+                e.prior + 0.3 * f64::from(u8::from(titled)) + 0.15 * f64::from(u8::from(at_home))
+            };
+            let mut scored: Vec<(f64, usize)> = kb
+                .people_with_surname(&keys)
+                .into_iter()
+                .map(|p| (score(p), p))
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let clear = match scored.as_slice() {
+                [] => None,
+                [(best, p)] => (*best >= SURNAME_FLOOR).then_some(*p),
+                [(best, p), (second, _), ..] => {
+                    (*best >= SURNAME_FLOOR && best - second >= SURNAME_MARGIN).then_some(*p)
+                }
+            };
+            if let Some(p) = clear {
+                self.kb[root] = Some(p);
+            }
         }
     }
 
@@ -655,6 +776,25 @@ impl Groups {
     }
 }
 
+/// Least score, and least lead over the runner-up, for a surname alone to name a known person: below them the
+/// name is too obscure, or the people too alike, to guess.
+const SURNAME_FLOOR: f64 = 0.25;
+const SURNAME_MARGIN: f64 = 0.1;
+
+/// A title word as the knowledge base's roles spell the office ("Sen." → "senator").
+fn office_word(word: &str) -> String {
+    let w = word.trim_end_matches('.').to_lowercase();
+    match w.as_str() {
+        "sen" => "senator".into(),
+        "rep" | "congressman" | "congresswoman" => "representative".into(),
+        "gov" => "governor".into(),
+        "pres" => "president".into(),
+        "gen" => "general".into(),
+        "amb" => "ambassador".into(),
+        _ => w,
+    }
+}
+
 /// Cue-typed mentions outvote untyped ones; among cues the majority wins, ties in [`EntityType::ALL`] order.
 fn vote(cues: impl Iterator<Item = Option<EntityType>>) -> EntityType {
     let mut counts = [0usize; 5];
@@ -702,6 +842,7 @@ pub fn find(
     }
     groups.merge_acronyms();
     groups.merge_surnames(kb);
+    groups.link_surnames(kb);
     build_entities(kb, &mut groups, body)
 }
 
@@ -721,7 +862,10 @@ fn rematch_title(kb: &KnowledgeBase, title: &TextView<'_>, groups: &Groups) -> V
     let mut out = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
-        if let Some(m) = kb.match_at(title, i) {
+        if let Some(m) = kb
+            .match_at(title, i)
+            .filter(|m| kb.entity(m.entity).match_alone)
+        {
             i = m.tokens.end;
             let cue = Some(kb.entity(m.entity).entity_type);
             out.push(Candidate {
@@ -729,6 +873,7 @@ fn rematch_title(kb: &KnowledgeBase, title: &TextView<'_>, groups: &Groups) -> V
                 kb: Some(m.entity),
                 cue,
                 group: None,
+                title: None,
             });
         } else if let Some((len, g)) = known.longest_at(tokens, i) {
             out.push(Candidate {
@@ -736,6 +881,7 @@ fn rematch_title(kb: &KnowledgeBase, title: &TextView<'_>, groups: &Groups) -> V
                 kb: None,
                 cue: None,
                 group: Some(g),
+                title: None,
             });
             i += len;
         } else {
@@ -746,12 +892,7 @@ fn rematch_title(kb: &KnowledgeBase, title: &TextView<'_>, groups: &Groups) -> V
 }
 
 fn build_entities(kb: &KnowledgeBase, groups: &mut Groups, body: &TextView<'_>) -> Vec<Entity> {
-    let n = groups.mentions.len();
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for g in 0..n {
-        let r = groups.find(g);
-        members[r].push(g);
-    }
+    let members = groups.members();
     // Entities keyed by id, in order of first creation, so equal derived ids ("Asala", "ASALA") become one.
     let mut by_id: HashMap<String, usize> = HashMap::new();
     let mut drafts: Vec<(Option<usize>, Vec<MentionInfo>)> = Vec::new();

@@ -18,7 +18,8 @@ use crate::types::EntityType;
 /// A known entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KbEntity {
-    /// Wikidata QID when the file gives one, else `sw:<slug of name>`.
+    /// The file's id (a Wikidata QID or `kb:<slug>`), else `kb:<slug of name>`; never `sw:`, which marks names
+    /// outside the knowledge base.
     pub id: String,
     pub name: String,
     pub entity_type: EntityType,
@@ -28,7 +29,15 @@ pub struct KbEntity {
     pub country: Option<String>,
     pub role: Option<String>,
     pub iso: Option<String>,
+    /// Notability in (0, 1]: which of two entities sharing a name or a surname a bare mention means.
+    pub prior: f64,
+    /// Searched for in text on its own; when false the phrase only links a name the tagger found (bulk
+    /// places and people whose names are also common words or other people's names).
+    pub match_alone: bool,
 }
+
+/// Notability of an entity whose line gives none.
+pub const DEFAULT_PRIOR: f64 = 0.5;
 
 /// How a phrase refers to its entity. The order is the priority when two entities claim the same phrase: a
 /// canonical name beats an alias, which beats a demonym ("Armenians" the group over the country's demonym).
@@ -81,9 +90,13 @@ struct Record {
     country: Option<String>,
     #[serde(default)]
     role: Option<String>,
+    #[serde(default)]
+    prior: Option<f64>,
+    #[serde(default)]
+    match_alone: Option<bool>,
 }
 
-const EMBEDDED: [(&str, &str); 4] = [
+const EMBEDDED: [(&str, &str); 5] = [
     (
         "kb/countries.jsonl",
         include_str!(repo_file!("kb/countries.jsonl")),
@@ -100,6 +113,11 @@ const EMBEDDED: [(&str, &str); 4] = [
         "kb/groups.jsonl",
         include_str!(repo_file!("kb/groups.jsonl")),
     ),
+    // Generated places load last: a curated entity keeps a phrase a generated one of equal standing claims.
+    (
+        "kb/places.jsonl",
+        include_str!(repo_file!("kb/places.jsonl")),
+    ),
 ];
 
 /// Known entities and a matcher over all the phrases that name them.
@@ -108,6 +126,8 @@ pub struct KnowledgeBase {
     entities: Vec<KbEntity>,
     by_id: HashMap<String, usize>,
     phrases: PhraseTrie<(usize, MatchKind)>,
+    /// People by the keys of their surname ("Clinton", "von der Leyen"), for mentions that give only that.
+    surnames: HashMap<String, Vec<usize>>,
 }
 
 impl KnowledgeBase {
@@ -145,10 +165,25 @@ impl KnowledgeBase {
                 line: i + 1,
                 message: e.to_string(),
             })?;
-            if derive_id(&record.name).is_none() {
+            if kb_id(&record.name).is_none() {
                 return Err(KbError {
                     line: i + 1,
                     message: "entity name has no letters or digits".into(),
+                });
+            }
+            if let Some(id) = record.id.as_deref().filter(|id| id.starts_with("sw:")) {
+                return Err(KbError {
+                    line: i + 1,
+                    message: format!(
+                        "id {id:?} begins with `sw:`, which marks names outside the knowledge base; \
+                         give a Wikidata QID, a `kb:` id, or none"
+                    ),
+                });
+            }
+            if let Some(prior) = record.prior.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+                return Err(KbError {
+                    line: i + 1,
+                    message: format!("prior {prior} is not in (0, 1]"),
                 });
             }
             records.push(record);
@@ -157,7 +192,7 @@ impl KnowledgeBase {
         for record in records {
             let id = match record.id.as_deref().map(str::trim) {
                 Some(id) if !id.is_empty() => id.to_string(),
-                _ => derive_id(&record.name).unwrap_or_default(),
+                _ => kb_id(&record.name).unwrap_or_default(),
             };
             let idx = match self.by_id.get(&id) {
                 Some(&idx) => idx,
@@ -170,11 +205,18 @@ impl KnowledgeBase {
                         country: record.country,
                         role: record.role,
                         iso: record.iso,
+                        prior: record.prior.unwrap_or(DEFAULT_PRIOR),
+                        match_alone: record.match_alone.unwrap_or(true),
                     });
                     self.by_id.insert(id, self.entities.len() - 1);
                     self.entities.len() - 1
                 }
             };
+            if self.entities[idx].entity_type == EntityType::Person {
+                for name in std::iter::once(&record.name).chain(&record.aliases) {
+                    self.add_surname(name, idx);
+                }
+            }
             self.add_phrase(&record.name, idx, MatchKind::Name);
             for alias in &record.aliases {
                 self.add_phrase(alias, idx, MatchKind::Alias);
@@ -191,7 +233,7 @@ impl KnowledgeBase {
             if self.phrases.get(&phrase_keys(&capital)).is_some() {
                 continue;
             }
-            let Some(id) = derive_id(&capital) else {
+            let Some(id) = kb_id(&capital) else {
                 continue;
             };
             if self.by_id.contains_key(&id) {
@@ -205,6 +247,8 @@ impl KnowledgeBase {
                 country: Some(country),
                 role: None,
                 iso: None,
+                prior: DEFAULT_PRIOR,
+                match_alone: true,
             });
             let idx = self.entities.len() - 1;
             self.by_id.insert(id, idx);
@@ -213,13 +257,47 @@ impl KnowledgeBase {
         Ok(())
     }
 
+    /// A phrase two entities claim goes to the better kind of match, then to the more notable entity, then to
+    /// the one loaded first (the curated files load before the generated ones).
     fn add_phrase(&mut self, phrase: &str, entity: usize, kind: MatchKind) {
         let keys = phrase_keys(phrase);
         if keys.is_empty() {
             return;
         }
-        self.phrases
-            .insert(&keys, (entity, kind), |old, new| new.1 < old.1);
+        let entities = &self.entities;
+        self.phrases.insert(&keys, (entity, kind), |old, new| {
+            (new.1, -entities[new.0].prior) < (old.1, -entities[old.0].prior)
+        });
+    }
+
+    /// Indexes a person under the last word of a name of two words or more, and under everything after the
+    /// first word when that is several words ("von der Leyen", "Le Pen").
+    fn add_surname(&mut self, name: &str, entity: usize) {
+        let keys = phrase_keys(name);
+        if keys.len() < 2 {
+            return;
+        }
+        let mut tails = vec![keys[keys.len() - 1].clone()];
+        if keys.len() > 2 {
+            tails.push(keys[1..].join(" "));
+        }
+        for tail in tails {
+            let people = self.surnames.entry(tail).or_default();
+            if !people.contains(&entity) {
+                people.push(entity);
+            }
+        }
+    }
+
+    /// The people whose surname is the phrase with these token keys, most notable first.
+    pub fn people_with_surname(&self, keys: &[String]) -> Vec<usize> {
+        let mut people = self
+            .surnames
+            .get(&keys.join(" "))
+            .cloned()
+            .unwrap_or_default();
+        people.sort_by(|&a, &b| self.entities[b].prior.total_cmp(&self.entities[a].prior));
+        people
     }
 
     pub fn entities(&self) -> &[KbEntity] {
@@ -285,10 +363,19 @@ pub fn phrase_keys(phrase: &str) -> Vec<String> {
         .collect()
 }
 
-/// `sw:<slug>` for an entity without a knowledge-base id: lowercase, diacritics dropped, every run of other
+/// `sw:<slug>` for an entity outside the knowledge base: lowercase, diacritics dropped, every run of other
 /// characters turned into one '-'. Letters of other scripts are kept, so non-Latin names still get an id.
 /// `None` when the name has no letters or digits at all.
 pub fn derive_id(name: &str) -> Option<String> {
+    slug_id("sw:", name)
+}
+
+/// `kb:<slug>`: the id of a knowledge-base entity whose line gives none.
+pub fn kb_id(name: &str) -> Option<String> {
+    slug_id("kb:", name)
+}
+
+fn slug_id(prefix: &str, name: &str) -> Option<String> {
     let folded = text::strip_diacritics(&text::normalize(name)).to_lowercase();
     let mut slug = String::with_capacity(folded.len());
     for c in folded.chars() {
@@ -304,11 +391,11 @@ pub fn derive_id(name: &str) -> Option<String> {
     if slug.is_empty() {
         return None;
     }
-    if slug.len() + 3 > MAX_ID_BYTES {
+    if slug.len() + prefix.len() > MAX_ID_BYTES {
         // Cut on a character boundary and made unique again by a hash of the whole slug.
         let digest = sha2::Sha256::digest(slug.as_bytes());
         let suffix: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-        let mut cut = MAX_ID_BYTES - 3 - suffix.len() - 1;
+        let mut cut = MAX_ID_BYTES - prefix.len() - suffix.len() - 1;
         while !slug.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -316,7 +403,7 @@ pub fn derive_id(name: &str) -> Option<String> {
         slug.push('-');
         slug.push_str(&suffix);
     }
-    Some(format!("sw:{slug}"))
+    Some(format!("{prefix}{slug}"))
 }
 
 /// Longest entity id, in bytes. Ids are Kafka keys of the `entity-stances` topic and label values in
@@ -464,11 +551,11 @@ mod tests {
             .collect();
         assert_eq!(found, vec!["Bank of England", "Bank", "Ankara", "BoE"]);
         assert_eq!(
-            kb.by_id("sw:ankara").unwrap().entity_type,
+            kb.by_id("kb:ankara").unwrap().entity_type,
             EntityType::Location
         );
         assert_eq!(kb.by_id("Q1").unwrap().kind, "bank");
-        assert_eq!(kb.by_id("sw:turkey").unwrap().name, "Turkey");
+        assert_eq!(kb.by_id("kb:turkey").unwrap().name, "Turkey");
     }
 
     #[test]

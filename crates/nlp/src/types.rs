@@ -97,12 +97,17 @@ pub struct Mention {
     pub sentence: usize,
     #[serde(default, skip_serializing_if = "Field::is_body")]
     pub field: Field,
+    /// The title, office or party word written before the name ("Sen.", "Prime Minister", "Democrat"): kept
+    /// here, left out of `text` and of the entity's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// All mentions of one real-world thing within one article.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entity {
-    /// Stable across articles: the knowledge-base id (a Wikidata QID) when known, else derived from `name`.
+    /// Stable across articles: the knowledge-base id (a Wikidata QID or `kb:<slug>`) when known, else `sw:` and
+    /// a slug of `name`.
     pub entity_id: String,
     /// Canonical name: the knowledge-base name, else the fullest form seen.
     pub name: String,
