@@ -10,6 +10,8 @@ helm/stancewatch/ci/*-values.yaml that is not a fail-* variant it then:
 - parses every rendered manifest as YAML and checks the Deployment: probes on /healthz and /readyz, the
   container port equal to the port in config.toml's http.listen, runAsNonRoot and readOnlyRootFilesystem,
   terminationGracePeriodSeconds at least the shutdown drain plus the margin, the config checksum annotation;
+- checks a replay Job, when one is rendered: `stancewatch replay` with the live configuration and environment,
+  a consumer group other than the live one, pods the Service does not select;
 - writes target/chart-render/<variant>/{manifests.yaml,config.toml,env.json}: tests/deploy.rs loads each
   config.toml with the environment of env.json through stancewatch's own configuration loader.
 
@@ -125,6 +127,8 @@ def check(variant, rendered):
             env[e["name"]] = f"from-secret-{ref['name']}-{ref['key']}"
     for kind in ("Service", "PodDisruptionBudget"):
         assert kind in kinds, f"{variant}: no {kind}"
+    for job in kinds.get("Job", []):
+        check_replay_job(variant, job, container, config, kinds["Service"][0])
     summary = ", ".join(f"{k} x{len(v)}" if len(v) > 1 else k for k, v in sorted(kinds.items()))
     print(f"{variant}: {summary}; terminationGracePeriodSeconds={grace} (drain {drain_s}s); "
           f"{len(env)} env vars")
@@ -140,6 +144,24 @@ def check(variant, rendered):
         f.write(config_text)
     with open(os.path.join(out, "env.json"), "w") as f:
         json.dump(env, f, indent=2)
+
+
+def check_replay_job(variant, job, live, config, service):
+    """The replay Job runs `stancewatch replay` with the live pods' configuration and credentials, in a group
+    of its own, and its pods are not the Service's (their counters must not mix with the live ones)."""
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert args[:3] == ["replay", "--config", "/etc/stancewatch/config.toml"], f"{variant}: replay args {args}"
+    assert "--from" in args, f"{variant}: replay without --from"
+    group = args[args.index("--group") + 1]
+    assert group != config["kafka"]["group_id"], f"{variant}: the replay Job uses the live group"
+    assert pod["restartPolicy"] == "Never", variant
+    assert container.get("env") == live.get("env"), f"{variant}: the replay's environment differs from the live pods'"
+    assert container["image"] == live["image"], variant
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    selector = service["spec"]["selector"]
+    assert any(labels.get(k) != v for k, v in selector.items()), f"{variant}: the Service selects the replay's pods"
 
 
 def main():

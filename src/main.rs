@@ -1,6 +1,7 @@
 //! The `stancewatch` command line: a table of contents of the commands, each in its own file under `cli/`.
 //!
 //! - `run`: the service (Kafka in, Kafka out, metrics and probes over HTTP) — [`cli::run`].
+//! - `replay`: the service over the input records of a time range, stopping at its end — [`cli::replay`].
 //! - `process`: the same enrichment offline, JSONL in, JSONL out — [`cli::process`].
 //! - `demo`: the service against an in-process Kafka with the example articles — [`cli::demo`].
 //! - `train`, `distill`, `eval`: the models' lab (the `lab` crate does the work) — [`cli::train`],
@@ -33,6 +34,9 @@ struct Cli {
 enum Command {
     /// Run the service: consume articles, produce enriched events, serve /metrics.
     Run(cli::run::Args),
+    /// Re-process the input records of a time range (e.g. after a model upgrade) under a consumer group of
+    /// its own, then stop with a summary.
+    Replay(cli::replay::Args),
     /// Enrich articles offline: JSONL (or one JSON object) from FILE or stdin, enriched JSONL on stdout.
     Process(cli::process::Args),
     /// Train a model: `train ner` (CoNLL-2003) or `train stance` (NewsMTSC).
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
     let quiet_logs = |filter| cli::init_logging(log_format.unwrap_or(LogFormat::Human), filter);
     let result = match cli.command {
         Command::Run(args) => cli::run::run(args, log_format),
+        Command::Replay(args) => cli::replay::replay(args, log_format),
         Command::Process(args) => {
             quiet_logs("warn");
             cli::process::process(args)

@@ -16,6 +16,7 @@ use stancewatch::stream::mock::Publish;
 use stancewatch::stream::records::{
     HEADER_ERROR_CLASS, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
+use stancewatch::stream::replay::{ReplayPlan, ReplayWindow};
 use stancewatch::stream::Service;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -657,6 +658,155 @@ async fn lag_in_seconds_is_the_age_of_the_backlog_and_zero_when_caught_up() {
         m.consumer_lag_seconds(&topics.input, 0),
         None,
         "the partitions' series go with them when they are revoked"
+    );
+}
+
+/// Replay needs a broker that answers offsets-for-times lookups: librdkafka's mock cluster answers "none" to
+/// every time, so this runs against the broker of STANCEWATCH_TEST_BROKERS (tansu in CI). Three batches of
+/// articles a second and a half apart; a live service processes them all; then a replay of the middle batch's
+/// time range to parallel topics, and an open-ended one through the binary with `--output-prefix`. Each
+/// stops by itself with exactly its range processed, under the live event ids, and the live group's offsets
+/// stay where they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replay_re_processes_a_time_range_and_stops_by_itself() {
+    let Some(cluster) = Cluster::external("replay_re_processes_a_time_range_and_stops_by_itself")
+    else {
+        return;
+    };
+    let topics = cluster.topics(2).await;
+    let bootstrap = cluster.bootstrap();
+    let all = articles(18);
+    let (early, rest) = all.split_at(6);
+    let (middle, late) = rest.split_at(6);
+    let gap = Duration::from_millis(1500);
+    cluster.publish(&topics, early).await;
+    tokio::time::sleep(gap).await;
+    let from = chrono::Utc::now();
+    cluster.publish(&topics, middle).await;
+    tokio::time::sleep(gap).await;
+    let to = chrono::Utc::now();
+    cluster.publish(&topics, late).await;
+
+    let live = unique("live");
+    let service = Service::new(cluster.config(&topics, &live))
+        .start()
+        .await
+        .unwrap();
+    let mut reader = OutputReader::new(&bootstrap, &topics);
+    block(|| reader.until(LONG, "18 enriched articles", |r| r.enriched.len() >= 18));
+    block(|| wait_all_committed(&bootstrap, &live, &topics, LONG));
+    service.shutdown();
+    service.wait().await.unwrap();
+    let live_offsets = block(|| committed(&bootstrap, &live, &topics));
+    let live_event_id = |id: &str| {
+        reader
+            .enriched
+            .iter()
+            .find(|(e, _)| e.id == id)
+            .map(|(e, _)| e.event_id.clone())
+    };
+
+    // The middle batch's range, to parallel topics, through the library.
+    let side = cluster.topics(2).await;
+    let group = unique("replay");
+    let mut config = cluster.config(&topics, &group);
+    config.kafka.enriched_topic = side.enriched.clone();
+    config.kafka.entity_stances_topic = side.stances.clone();
+    config.kafka.dlq_topic = side.dlq.clone();
+    let window = ReplayWindow::new(from, Some(to)).unwrap();
+    let plan = block(|| ReplayPlan::make(&config, window)).unwrap();
+    assert_eq!(plan.records(), 6, "the middle batch's offsets: {plan:?}");
+    let service = Service::new(config)
+        .with_replay(plan)
+        .start()
+        .await
+        .unwrap();
+    let summary = tokio::time::timeout(LONG, service.wait())
+        .await
+        .expect("the replay stops by itself at the end of its range")
+        .unwrap();
+    assert!(summary.range_complete, "{summary:?}");
+    assert!(summary.blocked.is_empty(), "{summary:?}");
+    assert_eq!((summary.consumed, summary.enriched), (6, 6), "{summary:?}");
+    assert_eq!(summary.uncommitted_at_exit, 0);
+    let mut replayed = OutputReader::new(&bootstrap, &side);
+    block(|| replayed.until(LONG, "6 replayed articles", |r| r.enriched.len() >= 6));
+    block(|| replayed.drain(Duration::from_millis(500)));
+    let expected: std::collections::BTreeSet<String> = middle.iter().map(id_of).collect();
+    assert_eq!(replayed.accounted_ids(), expected);
+    assert_eq!(replayed.enriched.len(), 6, "each article of the range once");
+    for (e, _) in &replayed.enriched {
+        assert_eq!(
+            Some(e.event_id.clone()),
+            live_event_id(&e.id),
+            "a replay under the same pipeline version keeps the event id"
+        );
+    }
+    assert_eq!(
+        block(|| committed(&bootstrap, &live, &topics)),
+        live_offsets,
+        "the live group's offsets are untouched"
+    );
+
+    // Everything since `from`, through the binary, to topics named with a prefix.
+    let prefix = "replayed.";
+    let prefixed: Vec<String> = [&topics.enriched, &topics.stances, &topics.dlq]
+        .iter()
+        .map(|t| format!("{prefix}{t}"))
+        .collect();
+    let names: Vec<&str> = prefixed.iter().map(String::as_str).collect();
+    cluster.create_topics(&names, 2).await;
+    let out = block(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stancewatch"))
+            .args([
+                "replay",
+                "--from",
+                &from.to_rfc3339(),
+                "--output-prefix",
+                prefix,
+            ])
+            .env("STANCEWATCH__KAFKA__BROKERS", &bootstrap)
+            .env("STANCEWATCH__KAFKA__GROUP_ID", &live)
+            .env("STANCEWATCH__KAFKA__INPUT_TOPIC", &topics.input)
+            .env("STANCEWATCH__KAFKA__ENRICHED_TOPIC", &topics.enriched)
+            .env("STANCEWATCH__KAFKA__ENTITY_STANCES_TOPIC", &topics.stances)
+            .env("STANCEWATCH__KAFKA__DLQ_TOPIC", &topics.dlq)
+            .env("STANCEWATCH__HTTP__LISTEN", "127.0.0.1:0")
+            .output()
+            .unwrap()
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("stancewatch replay --from {from} --output-prefix {prefix}:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("group {live}-replay-")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("replay complete: 12 records consumed, 12 enriched, 0 dead-lettered"),
+        "{stdout}"
+    );
+    let side = Topics {
+        input: topics.input.clone(),
+        enriched: prefixed[0].clone(),
+        stances: prefixed[1].clone(),
+        dlq: prefixed[2].clone(),
+        partitions: 2,
+        ends: Default::default(),
+    };
+    let mut replayed = OutputReader::new(&bootstrap, &side);
+    block(|| replayed.until(LONG, "12 replayed articles", |r| r.enriched.len() >= 12));
+    let expected: std::collections::BTreeSet<String> =
+        middle.iter().chain(late).map(id_of).collect();
+    assert_eq!(replayed.accounted_ids(), expected);
+    assert_eq!(
+        block(|| committed(&bootstrap, &live, &topics)),
+        live_offsets,
+        "the live group's offsets are untouched"
     );
 }
 

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod distill;
 pub mod eval;
 pub mod process;
+pub mod replay;
 pub mod run;
 pub mod train;
 

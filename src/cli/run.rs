@@ -40,7 +40,9 @@ pub fn run(args: Args, log_format: Option<LogFormat>) -> Result<ExitCode> {
 }
 
 /// SIGTERM or SIGINT starts a graceful shutdown; a second one stops at once.
-async fn stop_on_signal(service: RunningService) -> Result<stancewatch::stream::RunSummary> {
+pub(super) async fn stop_on_signal(
+    service: RunningService,
+) -> Result<stancewatch::stream::RunSummary> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;

@@ -73,6 +73,15 @@ impl Shared {
         result
     }
 
+    /// Partitions of the input topic are now this instance's, by a rebalance or a replay's own assignment.
+    pub fn partitions_assigned(&self, partitions: &[i32]) {
+        self.tracker.assign(partitions);
+        self.metrics.emit(PartitionsAssigned {
+            partitions,
+            held: self.held_partitions(),
+        });
+    }
+
     fn input_partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
         tpl.elements()
             .iter()
@@ -225,13 +234,9 @@ impl ConsumerContext for ConsumerCtx {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let partitions = s.input_partitions(tpl);
-                s.tracker.assign(&partitions);
+                s.partitions_assigned(&partitions);
                 // Joining a group needs the coordinator, so an assignment proves a working connection.
                 s.health.set_connected(true);
-                s.metrics.emit(PartitionsAssigned {
-                    partitions: &partitions,
-                    held: s.held_partitions(),
-                });
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => s.metrics.emit(RebalanceFailed { error: e }),

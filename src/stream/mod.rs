@@ -3,8 +3,9 @@
 //! [`Service`] is the whole service loop, used by `stancewatch run` and, against librdkafka's in-process mock
 //! cluster, by `stancewatch demo` and the end-to-end tests. [`offsets`] holds the per-partition offset
 //! tracker, [`records`] the mapping from an input record to its output or dead-letter records, [`outputs`] the
-//! reader of the output topics that the demo, the bench and the tests share, and [`mock`] the mock-cluster
-//! helpers.
+//! reader of the output topics that the demo, the bench and the tests share, [`replay`] the planning of a
+//! replay of a time range (`stancewatch replay`: the same loop, stopping at the range's end), and [`mock`] the
+//! mock-cluster helpers.
 
 mod context;
 mod delivery;
@@ -12,6 +13,7 @@ pub mod mock;
 pub mod offsets;
 pub mod outputs;
 pub mod records;
+pub mod replay;
 mod runner;
 pub mod sched;
 mod sink;

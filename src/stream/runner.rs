@@ -29,14 +29,16 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::TopicPartitionList;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use super::context::{ConsumerCtx, ProducerCtx, Shared};
 use super::offsets::{Lag, OffsetTracker};
 use super::records::{dlq_record, enriched_records, output_rejected, InputRecord, OutputTopics};
+use super::replay::{RangeEnds, ReplayPlan};
 use super::sched::{self, on_batch_thread};
 use super::sink::{
     retry_failed, send_all, send_and_wait, Backoff, DeliveryError, Failures, OutRecord,
@@ -85,6 +87,11 @@ pub enum StreamError {
         topic: String,
         error: rdkafka::error::KafkaError,
     },
+    #[error("could not take the partitions of topic {topic} at the replay's offsets: {error}")]
+    Assign {
+        topic: String,
+        error: rdkafka::error::KafkaError,
+    },
     #[error("could not serve HTTP on {addr}: {error}; is another process using the port? Set http.listen")]
     Http {
         addr: SocketAddr,
@@ -111,6 +118,10 @@ pub struct RunSummary {
     pub elapsed: Duration,
     /// Consumed articles whose offsets were not committed when the service stopped (they will be redelivered).
     pub uncommitted_at_exit: usize,
+    /// A replay stopped by itself: every partition reached the end of its range (or is blocked).
+    pub range_complete: bool,
+    /// Partitions stopped at an undeliverable record (`on_undeliverable = "stop"`), and the offset of each.
+    pub blocked: Vec<(i32, i64)>,
 }
 
 /// A configured service, not yet started.
@@ -120,6 +131,8 @@ pub struct Service {
     analyzer: Option<Arc<dyn Analyze>>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    /// A replay's offsets: assigned rather than subscribed, and the service stops at their end.
+    replay: Option<ReplayPlan>,
 }
 
 impl Service {
@@ -130,7 +143,15 @@ impl Service {
             analyzer: None,
             metrics,
             health: Arc::new(Health::default()),
+            replay: None,
         }
+    }
+
+    /// Makes the service a replay of `plan` (see [`super::replay`]): it takes the planned partitions at the
+    /// planned offsets instead of joining the consumer group, and stops once every range is processed.
+    pub fn with_replay(mut self, plan: ReplayPlan) -> Self {
+        self.replay = Some(plan);
+        self
     }
 
     /// Replaces the NLP pipeline (tests use this to inject failures).
@@ -151,6 +172,7 @@ impl Service {
             analyzer,
             metrics,
             health,
+            replay,
         } = self;
         let analyzer: Arc<dyn Analyze> = match analyzer {
             Some(a) => a,
@@ -185,7 +207,12 @@ impl Service {
                     client: "producer",
                     error,
                 })?;
-            let consumer: BaseConsumer<ConsumerCtx> = consumer_config(&config)
+            let mut consumer_config = consumer_config(&config);
+            if replay.is_some() {
+                // How a replay learns that a partition has nothing more in its range (see `replay`).
+                consumer_config.set("enable.partition.eof", "true");
+            }
+            let consumer: BaseConsumer<ConsumerCtx> = consumer_config
                 .create_with_context(ConsumerCtx {
                     shared: shared.clone(),
                 })
@@ -200,12 +227,36 @@ impl Service {
         } else {
             create_clients()?
         };
-        consumer
-            .subscribe(&[&k.input_topic])
-            .map_err(|error| StreamError::Subscribe {
-                topic: k.input_topic.clone(),
-                error,
-            })?;
+        let range_ends = match &replay {
+            None => {
+                consumer
+                    .subscribe(&[&k.input_topic])
+                    .map_err(|error| StreamError::Subscribe {
+                        topic: k.input_topic.clone(),
+                        error,
+                    })?;
+                None
+            }
+            Some(plan) => {
+                let assignment = plan.assignment();
+                let mut tpl = TopicPartitionList::new();
+                for &(partition, position) in &assignment {
+                    tpl.add_partition_offset(&k.input_topic, partition, Offset::Offset(position))
+                        .map_err(|error| StreamError::Assign {
+                            topic: k.input_topic.clone(),
+                            error,
+                        })?;
+                }
+                consumer.assign(&tpl).map_err(|error| StreamError::Assign {
+                    topic: k.input_topic.clone(),
+                    error,
+                })?;
+                // No rebalance callback announces a manual assignment: the tracker is told here.
+                let partitions: Vec<i32> = assignment.iter().map(|&(p, _)| p).collect();
+                shared.partitions_assigned(&partitions);
+                Some(plan.ends())
+            }
+        };
         // Only now serve: a librdkafka property the clients refused has already stopped the start-up.
         let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
         let http_stop = async move {
@@ -224,7 +275,9 @@ impl Service {
         })?;
         info!(%http_addr, "serving /metrics, /healthz and /readyz");
 
-        info!(brokers = %k.brokers, group = %k.group_id, topic = %k.input_topic, "subscribed");
+        if replay.is_none() {
+            info!(brokers = %k.brokers, group = %k.group_id, topic = %k.input_topic, "subscribed");
+        }
 
         let ctx = Arc::new(TaskCtx {
             shared: shared.clone(),
@@ -258,7 +311,7 @@ impl Service {
                 }
                 let started = Instant::now();
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    consumer_loop(consumer, &loop_ctx, &loop_stop, &processing)
+                    consumer_loop(consumer, &loop_ctx, &loop_stop, &processing, range_ends)
                 }));
                 let result = match result {
                     Ok(r) => r.map(|mut s| {
@@ -429,11 +482,15 @@ fn producer_config(config: &Config, limits: KafkaLimits) -> ClientConfig {
 /// paused, so fetching restarts only at that thread's next one-second wake-up. With pause/resume at the
 /// limit a backlog drained at about `max_in_flight` articles per second, whatever the cores (the bench
 /// showed 256/s at 256, 64/s at 64). A hold delays rebalance callbacks by at most [`HOLD_BEFORE_PAUSE`].
+///
+/// A replay (`range`) also ends the loop by itself, once every partition is at the end of its range and the
+/// records taken are processed; records past a range are not processed and their partition stays paused.
 fn consumer_loop(
     consumer: BaseConsumer<ConsumerCtx>,
     ctx: &Arc<TaskCtx>,
     stop: &AtomicBool,
     processing: &crate::config::ProcessingConfig,
+    mut range: Option<RangeEnds>,
 ) -> Result<RunSummary, StreamError> {
     let shared = &ctx.shared;
     let tracker = &shared.tracker;
@@ -483,6 +540,7 @@ fn consumer_loop(
         }
     };
 
+    let mut range_complete = false;
     while !stop.load(Ordering::SeqCst) {
         shared.health.beat();
         refresh_lag_seconds(&mut last_lag_refresh);
@@ -493,6 +551,14 @@ fn consumer_loop(
             .is_some()
         {
             break;
+        }
+        if let Some(range) = &range {
+            let blocked: Vec<i32> = tracker.blocked().into_iter().map(|(p, _)| p).collect();
+            if range.unfinished().all(|p| blocked.contains(&p)) && tracker.pending(None) == 0 {
+                info!("replay: every partition reached the end of its range");
+                range_complete = true;
+                break;
+            }
         }
         // A blocked partition is paused and holds a bounded number of slots: it must not hold the others back.
         let in_flight = tracker.in_flight_flowing();
@@ -528,8 +594,9 @@ fn consumer_loop(
                 .collect();
             metrics.emit(BlockedPartitions { partitions: &named });
             shared.health.set_blocked(named);
-            let blocked: Vec<i32> = blocked.into_iter().map(|(p, _)| p).collect();
-            set_paused(&consumer, pause, &blocked);
+            let mut keep_paused: Vec<i32> = blocked.into_iter().map(|(p, _)| p).collect();
+            keep_paused.extend(range.iter().flat_map(RangeEnds::stopped));
+            set_paused(&consumer, pause, &keep_paused);
             if applied.is_none_or(|(_, was)| was != pause) {
                 debug!(
                     in_flight,
@@ -539,11 +606,27 @@ fn consumer_loop(
             applied = Some((epoch, pause));
         }
 
-        match consumer.poll(POLL_INTERVAL) {
-            None => {}
+        match (consumer.poll(POLL_INTERVAL), &mut range) {
+            (None, _) => {}
+            (Some(Err(KafkaError::PartitionEOF(partition))), Some(range)) => {
+                range.partition_eof(partition)
+            }
             // rdkafka has already passed this error to ConsumerCtx::error, which counts and logs it.
-            Some(Err(e)) => debug!(error = %e, "consume error; librdkafka retries by itself"),
-            Some(Ok(msg)) => dispatch(&msg, ctx),
+            (Some(Err(e)), _) => debug!(error = %e, "consume error; librdkafka retries by itself"),
+            (Some(Ok(msg)), Some(range)) => {
+                if range.past_end(msg.partition(), msg.offset()) {
+                    debug!(
+                        partition = msg.partition(),
+                        offset = msg.offset(),
+                        "replay: past the end of the range; partition paused"
+                    );
+                    // Re-applies the pause states, this partition now among those kept paused.
+                    applied = None;
+                } else {
+                    dispatch(&msg, ctx);
+                }
+            }
+            (Some(Ok(msg)), None) => dispatch(&msg, ctx),
         }
         commit_due(&mut last_commit, false);
     }
@@ -553,7 +636,7 @@ fn consumer_loop(
             in_flight = tracker.in_flight(),
             "aborted: nothing more is committed"
         );
-        return Ok(summary(metrics, tracker.in_flight()));
+        return Ok(summary(metrics, tracker, false));
     }
 
     // Graceful drain. Paused partitions hand out nothing more; a record that still arrives is not tracked, so
@@ -578,23 +661,26 @@ fn consumer_loop(
     let positions = tracker.commit_candidates(None);
     let _ = shared.commit(&consumer, &positions);
     shared.closing.store(true, Ordering::SeqCst);
-    let uncommitted = tracker.in_flight();
+    // Read before closing: the final revoke forgets the partitions.
+    let summary = summary(metrics, tracker, range_complete);
     drop(consumer); // closes: leaves the group after a final (non-waiting) revoke
     let fatal = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(reason) = fatal {
         return Err(StreamError::ProducerFatal(reason));
     }
     info!(committed = ?positions, "stopped cleanly");
-    Ok(summary(metrics, uncommitted))
+    Ok(summary)
 }
 
-fn summary(metrics: &Metrics, uncommitted_at_exit: usize) -> RunSummary {
+fn summary(metrics: &Metrics, tracker: &OffsetTracker, range_complete: bool) -> RunSummary {
     RunSummary {
         consumed: metrics.messages_consumed(),
         enriched: metrics.articles(Outcome::Enriched),
         dead_lettered: metrics.articles(Outcome::DeadLettered),
         elapsed: Duration::ZERO,
-        uncommitted_at_exit,
+        uncommitted_at_exit: tracker.in_flight(),
+        range_complete,
+        blocked: tracker.blocked(),
     }
 }
 

@@ -105,11 +105,17 @@ impl Cluster {
         };
         *topics.ends.lock().unwrap() = vec![0; partitions as usize];
         let names = [
-            &topics.input,
+            topics.input.as_str(),
             &topics.enriched,
             &topics.stances,
             &topics.dlq,
         ];
+        self.create_topics(&names, partitions).await;
+        topics
+    }
+
+    /// Creates topics of `partitions` partitions each.
+    pub async fn create_topics(&self, names: &[&str], partitions: i32) {
         match self {
             Cluster::Mock(m) => {
                 for t in names {
@@ -134,7 +140,6 @@ impl Cluster {
                 }
             }
         }
-        topics
     }
 
     /// Publishes articles to the input topic and records where they landed.
