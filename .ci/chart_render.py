@@ -13,7 +13,9 @@ helm/stancewatch/ci/*-values.yaml that is not a fail-* variant it then:
 - checks a replay Job, when one is rendered: `stancewatch replay` with the live configuration and environment,
   a consumer group other than the live one, pods the Service does not select;
 - writes target/chart-render/<variant>/{manifests.yaml,config.toml,env.json}: tests/deploy.rs loads each
-  config.toml with the environment of env.json through stancewatch's own configuration loader.
+  config.toml with the environment of env.json through stancewatch's own configuration loader;
+- and, where the variant renders a PrometheusRule, rules.yml: its groups as a plain Prometheus rule file, which
+  .ci/promtool-rules checks and unit-tests with promtool.
 
 Uses Debian's python3-yaml (a dependency of yamllint).
 """
@@ -38,6 +40,14 @@ RENDER_TEMPLATE = """{{- range $path, $_ := .Files.Glob "files/_render/*" }}
 {{- $_ := fail (printf "RENDER %s\\n%s" (base $path) (tpl ($.Files.Get $path) $)) }}
 {{- end }}
 """
+
+
+class RuleDumper(yaml.SafeDumper):
+    """Writes multi-line strings (the rules' expressions) as literal blocks, as they are written in the chart."""
+
+
+RuleDumper.add_representer(
+    str, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
 
 
 def merge(base, over):
@@ -144,6 +154,12 @@ def check(variant, rendered):
         f.write(config_text)
     with open(os.path.join(out, "env.json"), "w") as f:
         json.dump(env, f, indent=2)
+    for rule in kinds.get("PrometheusRule", []):
+        groups = rule["spec"]["groups"]
+        assert groups and all(g["rules"] for g in groups), f"{variant}: an empty rule group"
+        with open(os.path.join(out, "rules.yml"), "w") as f:
+            f.write(f"# The groups of the PrometheusRule rendered for {variant}, as a Prometheus rule file.\n")
+            yaml.dump({"groups": groups}, f, Dumper=RuleDumper, sort_keys=False, width=120)
 
 
 def check_replay_job(variant, job, live, config, service):

@@ -1,9 +1,11 @@
 //! Cross-checks of the deployment files (docker/, helm/stancewatch/) against the code they deploy. Neither a
 //! Docker engine nor a Kubernetes cluster is available here, so what can be checked without one is:
 //!
-//! - every `stancewatch_*` metric the Grafana dashboards, the alert rules and the KEDA autoscaler's prometheus
-//!   trigger query is exported by a running service (mock Kafka cluster), with the labels and label values the
-//!   queries select on;
+//! - every `stancewatch_*` metric the Grafana dashboards, the alert rules (the operators' and the analysts',
+//!   recording rules and the queries in their annotations included) and the KEDA autoscaler's prometheus trigger
+//!   query is exported by a running service (mock Kafka cluster), with the labels and label values the queries
+//!   select on; a `stancewatch:*` series a rule records counts as exported with the labels its expression keeps;
+//! - the analysts' alerts link to the analysts' dashboard, with variables it has;
 //! - the compose stack's Prometheus rules are the chart's rules rendered with the chart's defaults;
 //! - the chart's config template renders every key of config/default.toml, with the same defaults, and the
 //!   configurations rendered from the chart (by .ci/chart_render.py) load in stancewatch's own loader;
@@ -25,6 +27,7 @@ use stancewatch::stream::Service;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const CHART: &str = "helm/stancewatch";
 const ALERTS: &str = "helm/stancewatch/files/alerts.yaml";
+const ANALYST_ALERTS: &str = "helm/stancewatch/files/alerts-analysts.yaml";
 const COMPOSE_ALERTS: &str = "docker/prometheus/alerts.yml";
 const DASHBOARDS: &str = "helm/stancewatch/files/dashboards";
 const KEDA: &str = "helm/stancewatch/templates/keda-scaledobject.yaml";
@@ -58,6 +61,8 @@ fn read(rel: &str) -> String {
 struct Query {
     origin: String,
     expr: String,
+    /// The series a recording rule records the expression as.
+    record: Option<String>,
 }
 
 /// Every query of the dashboards: panel target `expr`s and template variable queries.
@@ -77,6 +82,7 @@ fn dashboard_queries() -> Vec<Query> {
                             .push(Query {
                                 origin: here.clone(),
                                 expr: s.clone(),
+                                record: None,
                             }),
                         _ => walk(child, &here, out),
                     }
@@ -103,11 +109,15 @@ fn dashboard_queries() -> Vec<Query> {
     out
 }
 
-/// The `expr` of every rule in a Prometheus rule file (single-line or block scalar).
+/// The `expr` of every rule in a Prometheus rule file (single-line or block scalar), recording rules with the
+/// series they record (written before their `expr`, as the chart's files do), and the queries that annotation
+/// templates run (`printf "QUERY" ... | query`, whose `%q` placeholders become `"%q"`, a value the checker
+/// takes for a variable).
 fn rule_queries(rel: &str, text: &str) -> Vec<Query> {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = vec![];
     let mut alert = String::new();
+    let mut record = None;
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
@@ -118,6 +128,14 @@ fn rule_queries(rel: &str, text: &str) -> Vec<Query> {
             .or_else(|| trimmed.strip_prefix("alert:"))
         {
             alert = name.trim().to_string();
+            record = None;
+        }
+        if let Some(name) = trimmed
+            .strip_prefix("- record:")
+            .or_else(|| trimmed.strip_prefix("record:"))
+        {
+            alert = name.trim().to_string();
+            record = Some(alert.clone());
         }
         if let Some(rest) = trimmed.strip_prefix("expr:") {
             let rest = rest.trim();
@@ -139,6 +157,18 @@ fn rule_queries(rel: &str, text: &str) -> Vec<Query> {
             out.push(Query {
                 origin: format!("{rel} / {alert}"),
                 expr,
+                record: record.clone(),
+            });
+        }
+        if let Some(pos) = line.find("with printf") {
+            let rest = lines[i..].join("\n");
+            let rest = &rest[pos + "with printf".len()..];
+            let open = rest.find('"').expect("printf's format string") + 1;
+            let close = rest[open..].find('"').expect("format string closes") + open;
+            out.push(Query {
+                origin: format!("{rel} / {alert} / annotation"),
+                expr: rest[open..close].replace("%q", "\"%q\""),
+                record: None,
             });
         }
         i += 1;
@@ -168,6 +198,7 @@ fn keda_queries() -> Vec<Query> {
             Query {
                 origin: format!("{KEDA} / prometheus trigger"),
                 expr,
+                record: None,
             }
         })
         .collect()
@@ -180,16 +211,21 @@ struct MetricRef {
     matchers: Vec<(String, String, String)>,
 }
 
+/// Metric selectors of `stancewatch_*` metrics and of `stancewatch:*` series recorded by rules.
 fn metric_refs(expr: &str) -> Vec<MetricRef> {
     let bytes = expr.as_bytes();
+    let is_name = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b':';
     let mut out = vec![];
     let mut i = 0;
-    while let Some(pos) = expr[i..].find("stancewatch_") {
+    while let Some(pos) = expr[i..]
+        .match_indices("stancewatch")
+        .map(|(p, _)| p)
+        .find(|p| matches!(bytes.get(i + p + "stancewatch".len()), Some(b'_' | b':')))
+    {
         let start = i + pos;
-        let preceded_by_ident =
-            start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        let preceded_by_ident = start > 0 && is_name(bytes[start - 1]);
         let mut end = start;
-        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+        while end < bytes.len() && is_name(bytes[end]) {
             end += 1;
         }
         i = end;
@@ -241,10 +277,23 @@ fn split_matchers(s: &str) -> Vec<(String, String, String)> {
     out
 }
 
-/// Label names a query groups or matches by: `by (...)`, `on (...)`, `ignoring (...)`.
+/// Label names a query groups or matches by: `by (...)`, `on (...)`, `ignoring (...)`, `without (...)`.
 fn grouping_labels(expr: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for kw in ["by", "on", "ignoring", "without"] {
+    clause_labels(expr, &["by", "on", "ignoring", "without"])
+}
+
+/// Label names in the `KEYWORD (...)` clauses of a query, for the given keywords.
+fn clause_labels(expr: &str, keywords: &[&str]) -> BTreeSet<String> {
+    clauses(expr, keywords)
+        .into_iter()
+        .flat_map(|(_, _, labels)| labels)
+        .collect()
+}
+
+/// The `KEYWORD (...)` clauses of a query, for the given keywords: (position, keyword, label names), in order.
+fn clauses<'k>(expr: &str, keywords: &[&'k str]) -> Vec<(usize, &'k str, BTreeSet<String>)> {
+    let mut out = vec![];
+    for &kw in keywords {
         let mut i = 0;
         while let Some(pos) = expr[i..].find(kw) {
             let start = i + pos;
@@ -255,21 +304,23 @@ fn grouping_labels(expr: &str) -> BTreeSet<String> {
                 continue;
             }
             let close = after.find(')').unwrap();
-            for l in after[1..close].split(',') {
-                let l = l.trim();
-                if !l.is_empty() {
-                    out.insert(l.to_string());
-                }
-            }
+            let labels = after[1..close]
+                .split(',')
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect();
+            out.push((start, kw, labels));
         }
     }
+    out.sort_by_key(|(pos, _, _)| *pos);
     out
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Scrape: the text exposition of a running service.
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Exposition {
     /// Metric family name → type (counter, gauge, histogram ...).
     families: BTreeMap<String, String>,
@@ -321,8 +372,51 @@ fn parse_exposition(text: &str) -> Exposition {
     e
 }
 
+/// The exposition `e` plus the series the recording rules among `queries` record (family type "recorded"),
+/// with the labels each keeps, as far as this checker tells: those its leftmost aggregation keeps (the labels
+/// of a `by (...)`, or those of the first series it reads less the labels of a `without (...)`), or without an
+/// aggregation those of the first series it reads; in `A or B` and `A and on (...) B` the result has A's labels.
+/// A kept label has the values it has in the series read (none for target labels), so that selecting on a value
+/// it never takes is caught too. Rules are taken in order, as Prometheus evaluates a group.
+fn with_recorded(e: &Exposition, queries: &[Query]) -> Exposition {
+    let mut out = e.clone();
+    for q in queries {
+        let Some(record) = &q.record else { continue };
+        let sources: Vec<BTreeMap<String, BTreeSet<String>>> = metric_refs(&q.expr)
+            .iter()
+            .filter_map(|r| out.series.get(&r.name).cloned())
+            .collect();
+        let first_read: BTreeSet<String> = sources
+            .first()
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default();
+        let kept: BTreeSet<String> = match clauses(&q.expr, &["by", "without"]).first() {
+            Some((_, "by", labels)) => labels.clone(),
+            Some((_, _, without)) => first_read.difference(without).cloned().collect(),
+            None => first_read,
+        };
+        let labels = kept
+            .into_iter()
+            .filter(|l| !TARGET_LABELS.contains(&l.as_str()))
+            .map(|l| {
+                let values = sources
+                    .iter()
+                    .filter_map(|s| s.get(&l))
+                    .flatten()
+                    .cloned()
+                    .collect();
+                (l, values)
+            })
+            .collect();
+        out.families.insert(record.clone(), "recorded".into());
+        out.series.insert(record.clone(), labels);
+    }
+    out
+}
+
 /// What is wrong with the metric uses of `queries` against the exposition `e` (empty when nothing is).
 fn check_queries(queries: &[Query], e: &Exposition) -> Vec<String> {
+    let e = &with_recorded(e, queries);
     let mut problems = vec![];
     for q in queries {
         let refs = metric_refs(&q.expr);
@@ -345,6 +439,13 @@ fn check_queries(queries: &[Query], e: &Exposition) -> Vec<String> {
                     continue;
                 }
                 (Some(_), _) | (None, Some(_)) => {}
+                (None, None) if r.name.contains(':') => {
+                    problems.push(format!(
+                        "{}: `{}` is recorded by no rule of the rule files",
+                        q.origin, r.name
+                    ));
+                    continue;
+                }
                 (None, None) => {
                     problems.push(format!(
                         "{}: `{}` is not exported by stancewatch",
@@ -366,7 +467,7 @@ fn check_queries(queries: &[Query], e: &Exposition) -> Vec<String> {
                     problems.push(format!("{}: `{}` has no label `{label}`", q.origin, r.name));
                     continue;
                 };
-                if op == "=" && !value.contains('$') && !values.contains(value) {
+                if op == "=" && !value.contains(['$', '%']) && !values.contains(value) {
                     problems.push(format!(
                         "{}: `{}{{{label}=\"{value}\"}}` matches nothing; exported values: {values:?}",
                         q.origin, r.name
@@ -411,6 +512,19 @@ async fn every_metric_in_the_dashboards_and_alert_rules_is_exported() {
         "the alert rules: {alert_queries:?}"
     );
     queries.extend(alert_queries);
+    let analyst_queries = rule_queries(ANALYST_ALERTS, &read(ANALYST_ALERTS));
+    assert!(
+        analyst_queries
+            .iter()
+            .filter(|q| q.record.is_some())
+            .count()
+            >= 4
+            && analyst_queries
+                .iter()
+                .any(|q| q.origin.ends_with("/ annotation")),
+        "the analysts' recording rules, alerts and annotation queries: {analyst_queries:?}"
+    );
+    queries.extend(analyst_queries);
     let keda = keda_queries();
     assert!(
         keda.iter()
@@ -522,6 +636,11 @@ fn the_query_checker_catches_unknown_metrics_labels_and_bare_histograms() {
     let q = |expr: &str| Query {
         origin: "t".into(),
         expr: expr.into(),
+        record: None,
+    };
+    let rec = |name: &str, expr: &str| Query {
+        record: Some(name.into()),
+        ..q(expr)
     };
     let ok = [
         q("sum by (outcome) (rate(stancewatch_articles_total{job=~\"$job\"}[5m]))"),
@@ -529,16 +648,40 @@ fn the_query_checker_catches_unknown_metrics_labels_and_bare_histograms() {
         q("stancewatch_end_to_end_latency_seconds_sum / stancewatch_end_to_end_latency_seconds_count"),
     ];
     assert_eq!(check_queries(&ok, &e), Vec::<String>::new());
+    // Recording rules: the series they record, with the labels their expressions keep.
+    let recorded = [
+        rec(
+            "stancewatch:articles:rate5m",
+            "sum by (namespace, job, outcome) (rate(stancewatch_articles_total[5m]))",
+        ),
+        rec(
+            "stancewatch:articles:all_rate5m",
+            "sum without (outcome) (stancewatch:articles:rate5m)",
+        ),
+    ];
+    let ok = [
+        q("stancewatch:articles:rate5m{outcome=\"enriched\"} / on (namespace, job) stancewatch:articles:all_rate5m"),
+        q("stancewatch:articles:rate5m{namespace=\"%q\", outcome=\"enriched\"}"),
+    ];
+    assert_eq!(
+        check_queries(&[&recorded[..], &ok[..]].concat(), &e),
+        Vec::<String>::new()
+    );
     let bad = [
         q("rate(stancewatch_articles_by_source_total[5m])"),
         q("stancewatch_end_to_end_latency_seconds"),
         q("stancewatch_articles_total{source=\"x\"}"),
         q("stancewatch_articles_total{outcome=\"dropped\"}"),
         q("sum by (reason) (stancewatch_articles_total)"),
+        q("stancewatch:articles:rate1h"),
+        q("stancewatch:articles:all_rate5m{outcome=\"enriched\"}"),
+        q("stancewatch:articles:rate5m{outcome=\"dropped\"}"),
+        q("sum by (reason) (stancewatch:articles:rate5m)"),
     ];
+    let bad = [&recorded[..], &bad[..]].concat();
     assert_eq!(
         check_queries(&bad, &e).len(),
-        5,
+        9,
         "{:?}",
         check_queries(&bad, &e)
     );
@@ -646,7 +789,7 @@ fn values_leaves() -> BTreeMap<Vec<String>, String> {
     yaml_leaves(&read(&format!("{CHART}/values.yaml")))
 }
 
-/// The chart's alert rule file with its placeholders filled from values.yaml, as Helm's `tpl` does.
+/// One of the chart's alert rule files with its placeholders filled from values.yaml, as Helm's `tpl` does.
 fn render_alerts(template: &str, values: &BTreeMap<Vec<String>, String>) -> String {
     let mut out = String::new();
     let mut rest = template;
@@ -662,10 +805,10 @@ fn render_alerts(template: &str, values: &BTreeMap<Vec<String>, String>) -> Stri
             let action = after[2..end].trim();
             let key = action
                 .strip_prefix(".Values.")
-                .unwrap_or_else(|| panic!("{ALERTS}: only {{{{ .Values.x }}}} placeholders are supported, found {{{{ {action} }}}}"));
+                .unwrap_or_else(|| panic!("alert rules: only {{{{ .Values.x }}}} placeholders are supported, found {{{{ {action} }}}}"));
             let p: Vec<String> = key.split('.').map(String::from).collect();
             let v = values.get(&p).unwrap_or_else(|| {
-                panic!("{ALERTS} uses .Values.{key}, which values.yaml does not set")
+                panic!("the alert rules use .Values.{key}, which values.yaml does not set")
             });
             out.push_str(v);
             rest = &after[end + 2..];
@@ -707,6 +850,84 @@ fn compose_alert_rules_are_the_charts_rules_with_default_values() {
             .collect::<Vec<_>>()
     };
     assert_eq!(names(&read(ALERTS)), names(&read(COMPOSE_ALERTS)));
+}
+
+/// The analysts' alerts: off by default, every placeholder of their file set in values.yaml, each alert keeping
+/// the labels that name the entity (and the deployment), and linking to the analysts' dashboard with variables
+/// that dashboard has, the window among them.
+#[test]
+fn analyst_alerts_name_the_entity_and_link_to_the_analysts_dashboard() {
+    let values = values_leaves();
+    let key = |k: &str| ["prometheusRule", "analysts", k].map(String::from).to_vec();
+    assert_eq!(
+        values[&key("enabled")],
+        "false",
+        "the analysts' alerts are off by default"
+    );
+    let template = read(ANALYST_ALERTS);
+    // Panics on a placeholder values.yaml does not set.
+    let rendered = render_alerts(&template, &values);
+
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read(&format!("{DASHBOARDS}/analysts.json"))).unwrap();
+    let uid = dashboard["uid"].as_str().unwrap();
+    let variables: BTreeMap<&str, &serde_json::Value> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v))
+        .collect();
+    let window = values[&key("window")].as_str();
+    assert!(
+        variables["window"]["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["value"] == window),
+        "the analysts' dashboard offers the default window {window} in its window variable"
+    );
+
+    let alerts: Vec<Query> = rule_queries(ANALYST_ALERTS, &template)
+        .into_iter()
+        .filter(|q| q.record.is_none() && !q.origin.ends_with("/ annotation"))
+        .collect();
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    for a in &alerts {
+        let kept = grouping_labels(&a.expr);
+        for label in ["namespace", "job", "entity_id", "name"] {
+            assert!(kept.contains(label), "{}: keeps no {label}", a.origin);
+        }
+    }
+    let links: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.contains("/d/"))
+        .collect();
+    assert_eq!(
+        links.len(),
+        alerts.len(),
+        "one dashboard link per alert: {links:?}"
+    );
+    for link in links {
+        let (path, query) = link.split_once('?').unwrap();
+        assert!(
+            path.ends_with(&format!("/d/{uid}/stancewatch-analysts")),
+            "{link}"
+        );
+        let vars: Vec<&str> = query
+            .split('&')
+            .filter_map(|p| p.split_once('=').unwrap().0.strip_prefix("var-"))
+            .collect();
+        for var in ["namespace", "job", "entity", "window"] {
+            assert!(vars.contains(&var), "{link} sets no var-{var}");
+        }
+        for var in vars {
+            assert!(
+                variables.contains_key(var),
+                "{link} sets var-{var}, a variable the analysts' dashboard does not have"
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
