@@ -42,6 +42,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
+    pub traces: TracesConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,6 +175,37 @@ pub enum LogFormat {
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
+}
+
+/// OpenTelemetry traces of the articles (see [`crate::traces`]). Off while `otlp_endpoint` is empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracesConfig {
+    /// Base URL of an OTLP/HTTP receiver (a collector), e.g. `http://otel-collector:4318`; spans go to its
+    /// `/v1/traces`. Empty: no spans.
+    pub otlp_endpoint: String,
+    /// Share of the traces that start here (inputs without a valid `traceparent`) that are recorded, 0 to 1.
+    /// Inputs with one follow its sampled flag.
+    #[serde(deserialize_with = "ratio")]
+    pub sample_ratio: f64,
+    /// `service.name` of the spans.
+    pub service_name: String,
+}
+
+impl TracesConfig {
+    pub fn enabled(&self) -> bool {
+        !self.otlp_endpoint.trim().is_empty()
+    }
+
+    /// Where the spans are posted: the endpoint's `/v1/traces`, unless the endpoint already names it.
+    pub fn traces_url(&self) -> String {
+        let base = self.otlp_endpoint.trim().trim_end_matches('/');
+        if base.ends_with("/v1/traces") {
+            base.to_string()
+        } else {
+            format!("{base}/v1/traces")
+        }
+    }
 }
 
 /// Consumer properties stancewatch owns: changing them would break at-least-once delivery.
@@ -325,6 +357,28 @@ impl Config {
                 "processing.retry_backoff_initial_ms",
                 "must be at least 1 and at most processing.retry_backoff_max_ms",
             );
+        }
+        let t = &self.traces;
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            return bad("traces.sample_ratio", "must be between 0 and 1 (e.g. 0.1)");
+        }
+        if t.enabled() {
+            let endpoint = t.otlp_endpoint.trim();
+            let host = endpoint
+                .get(..7)
+                .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
+                .map(|_| &endpoint[7..]);
+            if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
+                return bad(
+                    "traces.otlp_endpoint",
+                    "must be empty (no traces) or the http:// URL of an OTLP/HTTP receiver, e.g. \
+                     \"http://otel-collector:4318\" (https is not supported: send to a collector in the \
+                     cluster, which can forward over TLS)",
+                );
+            }
+            if t.service_name.trim().is_empty() {
+                return bad("traces.service_name", "must not be empty");
+            }
         }
         if self
             .log
@@ -539,6 +593,33 @@ fn env_value(raw: &str) -> toml::Value {
         }
     }
     toml::Value::String(raw.to_string())
+}
+
+/// A number from 0 to 1, written as a number or, from an environment variable, as a string
+/// (`STANCEWATCH__TRACES__SAMPLE_RATIO=0.1`, which the environment reader leaves a string).
+fn ratio<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    struct Ratio;
+    impl serde::de::Visitor<'_> for Ratio {
+        type Value = f64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a number between 0 and 1")
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<f64, E> {
+            v.trim()
+                .parse()
+                .map_err(|_| E::invalid_type(serde::de::Unexpected::Str(v), &self))
+        }
+    }
+    d.deserialize_any(Ratio)
 }
 
 /// librdkafka takes every property as a string; TOML authors naturally write `linger.ms = 5`.
@@ -948,6 +1029,72 @@ mod tests {
             err.contains("message.max.bytes") && err.contains("derives it"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn traces_are_off_by_default_and_set_from_the_environment() {
+        let c = Config::defaults();
+        assert!(!c.traces.enabled());
+        assert_eq!(c.traces.sample_ratio, 1.0);
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                (
+                    "STANCEWATCH__TRACES__OTLP_ENDPOINT",
+                    "http://otel-collector:4318/",
+                ),
+                ("STANCEWATCH__TRACES__SAMPLE_RATIO", "0.25"),
+                ("STANCEWATCH__TRACES__SERVICE_NAME", "stancewatch-eu"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.traces.enabled());
+        assert_eq!(
+            c.traces.traces_url(),
+            "http://otel-collector:4318/v1/traces"
+        );
+        assert_eq!(c.traces.sample_ratio, 0.25);
+        assert_eq!(c.traces.service_name, "stancewatch-eu");
+        let whole = Config::load_with_env(None, env(&[("STANCEWATCH__TRACES__SAMPLE_RATIO", "0")]));
+        assert_eq!(whole.unwrap().traces.sample_ratio, 0.0);
+        let named = Config::load_with_env(
+            None,
+            env(&[(
+                "STANCEWATCH__TRACES__OTLP_ENDPOINT",
+                "http://c:4318/v1/traces",
+            )]),
+        );
+        assert_eq!(
+            named.unwrap().traces.traces_url(),
+            "http://c:4318/v1/traces"
+        );
+        for (key, value, expect) in [
+            (
+                "STANCEWATCH__TRACES__SAMPLE_RATIO",
+                "1.5",
+                "between 0 and 1",
+            ),
+            (
+                "STANCEWATCH__TRACES__SAMPLE_RATIO",
+                "often",
+                "a number between 0 and 1",
+            ),
+            (
+                "STANCEWATCH__TRACES__OTLP_ENDPOINT",
+                "https://c:4318",
+                "https is not supported",
+            ),
+            (
+                "STANCEWATCH__TRACES__OTLP_ENDPOINT",
+                "otel-collector:4318",
+                "http:// URL",
+            ),
+        ] {
+            let msg = Config::load_with_env(None, env(&[(key, value)]))
+                .expect_err(value)
+                .to_string();
+            assert!(msg.contains(expect), "{key}={value}: {msg}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! An input ends as exactly one of two things: an enriched article plus its entity-stance records, or one
 //! dead-letter record. Both carry the input's headers (so `traceparent` and any producer metadata survive) and
-//! its timestamp. The dead-letter record is the input itself, byte for byte with its key, plus headers that say
+//! its timestamp; with tracing on, [`set_trace_headers`] then points their `traceparent` at the span that
+//! produces them. The dead-letter record is the input itself, byte for byte with its key, plus headers that say
 //! what went wrong and where the input came from, so an operator can fix and replay it.
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use crate::article::{RejectReason, Rejection};
 use crate::config::OutputConfig;
 use crate::enriched::{EnrichedArticle, SCHEMA_VERSION};
 use crate::metrics::events::RecordAt;
+use crate::traces::TraceHeaders;
 
 use super::sink::OutRecord;
 
@@ -133,6 +135,26 @@ pub(crate) fn dlq_record(
     }
 }
 
+/// Puts the trace context of the span producing `records` in place of the input's (see
+/// [`TraceHeaders::apply_to`]). Records that shared their headers still share them.
+pub(crate) fn set_trace_headers(records: &mut [OutRecord], trace: &TraceHeaders) {
+    type Shared = Arc<[(String, Option<Vec<u8>>)]>;
+    let mut last: Option<(Shared, Shared)> = None;
+    for r in records {
+        if let Some((old, new)) = &last {
+            if Arc::ptr_eq(old, &r.headers) {
+                r.headers = new.clone();
+                continue;
+            }
+        }
+        let mut headers = r.headers.to_vec();
+        trace.apply_to(&mut headers);
+        let new: Shared = headers.into();
+        let old = std::mem::replace(&mut r.headers, new.clone());
+        last = Some((old, new));
+    }
+}
+
 /// A rejection for output the brokers refused outright (e.g. larger than the topic's `max.message.bytes`).
 pub(crate) fn output_rejected(error: impl std::fmt::Display) -> Rejection {
     Rejection::new(
@@ -245,6 +267,81 @@ mod tests {
             "a null key: a header with a null value"
         );
         assert_eq!(header(Some(b"other")), Some(Some(b"other".to_vec())));
+    }
+
+    fn trace_header(records: &[OutRecord], name: &str) -> Vec<Option<Vec<u8>>> {
+        records
+            .iter()
+            .map(|r| {
+                r.headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .and_then(|(_, v)| v.clone())
+            })
+            .collect()
+    }
+
+    fn enriched_input() -> (InputRecord, Vec<OutRecord>) {
+        let json =
+            br#"{"id":"a-1","body":"Angela Merkel met Emmanuel Macron in Paris on Monday."}"#;
+        let article = crate::article::Article::parse(json, Default::default()).unwrap();
+        let mut enriched = crate::analyze::enrich(&crate::nlp::Pipeline::new(), article).unwrap();
+        let record = InputRecord {
+            payload: Some(json.to_vec()),
+            headers: vec![
+                ("traceparent".into(), Some(b"00-abc-def-01".to_vec())),
+                ("tracestate".into(), Some(b"k=v".to_vec())),
+                ("other".into(), Some(b"x".to_vec())),
+            ],
+            ..input()
+        };
+        let limits = crate::config::Config::defaults().output;
+        let out = enriched_records(&record, &mut enriched, &topics(), &limits).unwrap();
+        assert!(
+            out.len() > 1,
+            "an enriched record and entity-stance records"
+        );
+        (record, out)
+    }
+
+    #[test]
+    fn without_tracing_the_inputs_trace_context_is_copied_unchanged() {
+        // With tracing off the service sends the records as built here, untouched by set_trace_headers.
+        let (_, out) = enriched_input();
+        for (name, value) in [
+            ("traceparent", &b"00-abc-def-01"[..]),
+            ("tracestate", b"k=v"),
+        ] {
+            assert!(
+                trace_header(&out, name)
+                    .iter()
+                    .all(|v| v.as_deref() == Some(value)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn trace_headers_name_the_send_span_on_every_record() {
+        let (_, mut out) = enriched_input();
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01";
+        set_trace_headers(
+            &mut out,
+            &TraceHeaders(vec![
+                ("traceparent".into(), tp.into()),
+                ("tracestate".into(), "k=v".into()),
+            ]),
+        );
+        assert!(trace_header(&out, "traceparent")
+            .iter()
+            .all(|v| v.as_deref() == Some(tp.as_bytes())));
+        assert!(trace_header(&out, "other")
+            .iter()
+            .all(|v| v.as_deref() == Some(&b"x"[..])));
+        assert!(
+            out.iter().all(|r| Arc::ptr_eq(&r.headers, &out[0].headers)),
+            "the records still share one set of headers"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -37,7 +37,9 @@ use tracing::{debug, error, info, warn};
 
 use super::context::{ConsumerCtx, ProducerCtx, Shared};
 use super::offsets::{Lag, OffsetTracker};
-use super::records::{dlq_record, enriched_records, output_rejected, InputRecord, OutputTopics};
+use super::records::{
+    dlq_record, enriched_records, output_rejected, set_trace_headers, InputRecord, OutputTopics,
+};
 use super::replay::{RangeEnds, ReplayPlan};
 use super::sched::{self, on_batch_thread};
 use super::sink::{
@@ -56,6 +58,7 @@ use crate::metrics::events::{
     StageTimed, UndeliverableAction,
 };
 use crate::metrics::{EntityTally, Metrics, Outcome, Stage};
+use crate::traces::{ArticleTrace, Traces};
 
 /// How long one `poll` may block; bounds how quickly the loop notices shutdown and due commits.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -107,6 +110,8 @@ pub enum StreamError {
     Pipeline(#[from] crate::analyze::LoadError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Traces(#[from] crate::traces::TracesError),
 }
 
 /// Counts reported when the service stops.
@@ -184,6 +189,11 @@ impl Service {
             "NLP pipeline loaded"
         );
         let k = &config.kafka;
+        let traces = Traces::start(
+            &config.traces,
+            &k.group_id,
+            tokio::runtime::Handle::current(),
+        )?;
         let shared = Arc::new(Shared {
             tracker: OffsetTracker::new(),
             metrics: metrics.clone(),
@@ -297,6 +307,7 @@ impl Service {
             fatal: Mutex::new(None),
             in_flight_bytes: AtomicUsize::new(0),
             runtime: tokio::runtime::Handle::current(),
+            traces: traces.clone(),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -336,6 +347,7 @@ impl Service {
             done: done_rx,
             http_stop: http_stop_tx,
             http_task,
+            traces,
         })
     }
 }
@@ -350,6 +362,7 @@ pub struct RunningService {
     done: tokio::sync::oneshot::Receiver<Result<RunSummary, StreamError>>,
     http_stop: watch::Sender<bool>,
     http_task: tokio::task::JoinHandle<()>,
+    traces: Option<Arc<Traces>>,
 }
 
 impl RunningService {
@@ -370,7 +383,7 @@ impl RunningService {
         StopHandle(self.stop.clone())
     }
 
-    /// Waits for the consumer loop to end, then stops the HTTP server.
+    /// Waits for the consumer loop to end, then stops the HTTP server and flushes the traces.
     pub async fn wait(self) -> Result<RunSummary, StreamError> {
         let result = self
             .done
@@ -378,6 +391,9 @@ impl RunningService {
             .unwrap_or(Err(StreamError::ConsumerPanicked));
         let _ = self.http_stop.send(true);
         let _ = self.http_task.await;
+        if let Some(traces) = &self.traces {
+            traces.shutdown().await;
+        }
         result
     }
 }
@@ -408,6 +424,8 @@ struct TaskCtx {
     in_flight_bytes: AtomicUsize,
     /// Where retries and dead-lettering run.
     runtime: tokio::runtime::Handle,
+    /// None: tracing is off, and no article pays for it beyond this check.
+    traces: Option<Arc<Traces>>,
 }
 
 /// Holds a record's bytes in [`TaskCtx::in_flight_bytes`] until dropped, whichever way processing ends.
@@ -756,6 +774,8 @@ fn dispatch(msg: &BorrowedMessage<'_>, ctx: &Arc<TaskCtx>) {
         input: Arc::new(input),
         generation,
         _held: held,
+        received: ctx.traces.as_ref().map(|_| SystemTime::now()),
+        trace: None,
     };
     if let Err(lost) = ctx.nlp.submit(move || process(task)) {
         // Only when the workers are gone, i.e. the service is stopping: the offset stays uncommitted.
@@ -770,15 +790,29 @@ struct Task {
     input: Arc<InputRecord>,
     generation: u64,
     _held: BytesHeld,
+    /// When the record was consumed, if it is traced: the consume span starts there, though it is made on
+    /// the NLP worker, so that the consumer thread only reads the clock.
+    received: Option<SystemTime>,
+    /// The article's spans, once [`process`] has started them.
+    trace: Option<Box<ArticleTrace>>,
 }
 
 /// Everything that happens to one record after it is consumed, starting on an NLP worker thread: parse,
 /// analyse, serialise, hand the outputs to the producer. The continuation runs on librdkafka's polling thread
 /// when the last output is acknowledged; outputs that failed are retried, and rejected articles
 /// dead-lettered, on the tokio runtime.
-fn process(task: Task) {
+fn process(mut task: Task) {
+    if let (Some(traces), Some(received)) = (&task.ctx.traces, task.received) {
+        let input = &task.input;
+        task.trace = Some(Box::new(traces.article(
+            input.at(),
+            &input.headers,
+            input.payload.as_ref().map_or(0, Vec::len),
+            received,
+        )));
+    }
     let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        prepare(&task.ctx, &task.input)
+        prepare(&task.ctx, &task.input, task.trace.as_deref_mut())
     }))
     .unwrap_or_else(|_| {
         // `analyze` catches panics of the pipeline itself; this is a panic outside it.
@@ -834,9 +868,22 @@ fn release_on_polling_thread(handle: Arc<TaskCtx>) {
 /// Parse, analyse and serialise, on an NLP worker thread. The enriched article itself (hundreds of small
 /// allocations) is freed here, on the thread whose malloc arena holds it: only the serialised records, kept
 /// for a retry, and the metrics' tally go on to the producer's polling thread.
-fn prepare(ctx: &TaskCtx, input: &InputRecord) -> Result<(EntityTally, Vec<OutRecord>), Rejection> {
-    let mut enriched = analyze(ctx, input)?;
-    let records = enriched_records(input, &mut enriched, &ctx.topics, &ctx.output)?;
+fn prepare(
+    ctx: &TaskCtx,
+    input: &InputRecord,
+    trace: Option<&mut ArticleTrace>,
+) -> Result<(EntityTally, Vec<OutRecord>), Rejection> {
+    let started = trace.is_some().then(SystemTime::now);
+    let analysed = analyze(ctx, input);
+    if let (Some(trace), Some(started)) = (trace.as_deref(), started) {
+        trace.analysed(started, ctx.analyzer.version(), analysed.as_ref());
+    }
+    let mut enriched = analysed?;
+    let mut records = enriched_records(input, &mut enriched, &ctx.topics, &ctx.output)?;
+    if let Some(trace) = trace {
+        let headers = trace.send(&ctx.topics.enriched, records.len(), None);
+        set_trace_headers(&mut records, &headers);
+    }
     let tally = ctx
         .shared
         .metrics
@@ -899,14 +946,17 @@ impl Task {
     }
 
     /// Sends the original record to the dead-letter topic with the reason.
-    async fn dead_letter(self, rejection: Rejection, produce_started: Instant) {
+    async fn dead_letter(mut self, rejection: Rejection, produce_started: Instant) {
         let ctx = self.ctx.clone();
-        let input = &self.input;
         ctx.shared.metrics.emit(ArticleRejected {
-            at: input.at(),
+            at: self.input.at(),
             rejection: &rejection,
         });
-        let record = dlq_record(input, &rejection, &ctx.topics);
+        let mut record = dlq_record(&self.input, &rejection, &ctx.topics);
+        if let Some(trace) = self.trace.as_mut() {
+            let headers = trace.send(&ctx.topics.dlq, 1, Some(rejection.reason.as_str()));
+            set_trace_headers(std::slice::from_mut(&mut record), &headers);
+        }
         let failures = send_and_wait(&ctx.producer, &[&record]).await;
         let result = self.redeliver(vec![&record], failures).await;
         match result {
@@ -924,8 +974,19 @@ impl Task {
     /// stays uncommitted, so that the article is redelivered (to us after a restart, or to the partition's
     /// next owner). Refused everywhere, the dead-letter topic included: `processing.on_undeliverable` says
     /// whether the partition stops there or the record is skipped; either way an error names it.
-    fn give_up(self, error: DeliveryError, produce_started: Instant) {
+    fn give_up(mut self, error: DeliveryError, produce_started: Instant) {
         let ctx = self.ctx.clone();
+        if let Some(trace) = self.trace.as_mut() {
+            trace.sent(Some(&error.to_string()));
+        }
+        // Skipped, the article is finished like any other; otherwise its spans end here with the error.
+        let skip = matches!(error, DeliveryError::Permanent(_))
+            && ctx.on_undeliverable == OnUndeliverable::Skip;
+        if !skip {
+            if let Some(trace) = self.trace.take() {
+                trace.fail(&error.to_string());
+            }
+        }
         let at = self.input.at();
         let metrics = &ctx.shared.metrics;
         match &error {
@@ -962,12 +1023,15 @@ impl Task {
 
     /// The article's outcome is on the brokers (or given up): count it and mark its offset done.
     fn finish(
-        self,
+        mut self,
         outcome: Outcome,
         reason: Option<RejectReason>,
         tally: Option<&EntityTally>,
         produce_started: Instant,
     ) {
+        if let Some(trace) = self.trace.take() {
+            trace.finish(outcome.as_str());
+        }
         self.ctx.shared.metrics.emit(ArticleHandled {
             outcome,
             reason,

@@ -1,7 +1,8 @@
 {{/*
 config.toml for stancewatch, from .Values.config. Key for key the layout of config/default.toml (tests/deploy.rs
 checks that every key of that file is rendered here). Strings go through toJson (a JSON string is a valid TOML
-basic string), numbers through int64 (Helm reads YAML numbers as floats, which TOML would write as 256.0), and
+basic string), whole numbers through int64 (Helm reads YAML numbers as floats, which TOML would write as 256.0),
+the one fraction (traces.sample_ratio) through float64 (1.0 renders as 1, which the loader takes), and
 librdkafka properties are rendered as strings, sorted by key.
 */}}
 {{- define "stancewatch.configToml" -}}
@@ -68,4 +69,9 @@ listen = {{ printf "%s:%d" .Values.metrics.listenAddress (int64 .Values.metrics.
 [log]
 format = {{ required "config.log.format is required" $c.log.format | toJson }}
 level = {{ required "config.log.level is required" $c.log.level | toJson }}
+
+[traces]
+otlp_endpoint = {{ $c.traces.otlp_endpoint | default "" | toJson }}
+sample_ratio = {{ $c.traces.sample_ratio | float64 }}
+service_name = {{ required "config.traces.service_name is required" $c.traces.service_name | toJson }}
 {{ end -}}

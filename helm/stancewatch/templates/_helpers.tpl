@@ -93,6 +93,14 @@ value set below that sum fails the render.
 {{- if and .Values.podDisruptionBudget.enabled .Values.podDisruptionBudget.maxUnavailable .Values.podDisruptionBudget.minAvailable }}
 {{- fail "set one of podDisruptionBudget.maxUnavailable and podDisruptionBudget.minAvailable, not both" }}
 {{- end }}
+{{- with .Values.config.traces }}
+{{- if or (lt (float64 .sample_ratio) 0.0) (gt (float64 .sample_ratio) 1.0) }}
+{{- fail (printf "config.traces.sample_ratio must be between 0 and 1, not %v" .sample_ratio) }}
+{{- end }}
+{{- if and .otlp_endpoint (not (hasPrefix "http://" (lower .otlp_endpoint))) }}
+{{- fail (printf "config.traces.otlp_endpoint must be the http:// URL of an OTLP/HTTP receiver (e.g. http://otel-collector.observability:4318), not %q" .otlp_endpoint) }}
+{{- end }}
+{{- end }}
 {{- range $k, $v := .Values.config.kafka.consumer }}
 {{- if has $k (list "bootstrap.servers" "group.id" "enable.auto.commit" "enable.auto.offset.store") }}
 {{- fail (printf "config.kafka.consumer must not set %s: stancewatch manages it" $k) }}
